@@ -27,6 +27,9 @@ struct db {
 	char sqlstate[6];
 	bool lost;
 	bool in_tx;
+	/* Names prepared on the current connection; emptied on reconnect. */
+	char **prepared;
+	size_t nprepared;
 };
 
 static void cancel_on_signal(void *arg)
@@ -58,6 +61,9 @@ static void drop_conn(struct db *db)
 		PQfinish(db->conn);
 	db->conn = NULL;
 	db->in_tx = false;
+	for (size_t i = 0; i < db->nprepared; i++)
+		free(db->prepared[i]);
+	db->nprepared = 0;
 }
 
 /* One connection attempt; leaves a usable session or an error. */
@@ -173,6 +179,7 @@ void db_close(struct db *db)
 	free(db->appname);
 	free(db->schema);
 	free(db->schema_raw);
+	free(db->prepared);
 	free(db);
 }
 
@@ -263,6 +270,39 @@ PGresult *db_query(struct db *db, const char *sql, int nparams, const char *cons
 		return NULL;
 	}
 	res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	record_failure(db, res, sql, err);
+	PQclear(res);
+	return NULL;
+}
+
+PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
+			    const char *const *params, struct cw_error *err)
+{
+	bool ready = false;
+
+	for (size_t i = 0; i < db->nprepared && !ready; i++)
+		ready = !strcmp(db->prepared[i], name);
+	if (!ready) {
+		if (!db->conn) {
+			db->lost = true;
+			cw_error_set(err, CW_EXIT_UNAVAILABLE, "not connected to the database");
+			return NULL;
+		}
+		PGresult *res = PQprepare(db->conn, name, sql, nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			record_failure(db, res, sql, err);
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		db->prepared = xreallocarray(db->prepared, db->nprepared + 1, sizeof(char *));
+		db->prepared[db->nprepared++] = xstrdup(name);
+	}
+	db->sqlstate[0] = '\0';
+	PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;

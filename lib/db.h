@@ -44,6 +44,12 @@ PGresult *db_query(struct db *db, const char *sql, int nparams, const char *cons
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
 	    struct cw_error *err);
 
+/* Run a statement prepared once per connection under name (re-prepared by
+ * itself after a reconnect): for statements a job runs per batch, so the
+ * server parses and plans them once. sql must not change between calls. */
+PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
+			    const char *const *params, struct cw_error *err);
+
 /* SQLSTATE of the last failed statement ("" when none); true when the last
  * failure was a lost connection (the caller may db_reconnect() and redo). */
 const char *db_sqlstate(struct db *db);

@@ -1,0 +1,241 @@
+/* Reading the user's A table: existence checks, the email lookup, snapshot SQL. */
+#include "store.h"
+#include "exitcode.h"
+#include "record.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+	const struct cw_config *cfg;
+	char *table;		/* "schema"."table" */
+	char *table_display;	/* schema.table, for messages */
+	char *key, *email, *updated_at, *status, *groups; /* quoted; status/groups may be NULL */
+	char **fields;		/* quoted A columns, in cfg->fields order */
+	size_t nfields;
+};
+
+static char *check_column(PGresult *cols, struct db *db, const char *column, const char *setting,
+			  const char *table, bool want_array, struct cw_error *err)
+{
+	for (int i = 0; i < PQntuples(cols); i++) {
+		if (strcmp(PQgetvalue(cols, i, 0), column))
+			continue;
+		if (want_array && strcmp(PQgetvalue(cols, i, 2), "t")) {
+			cw_error_set(err, CW_EXIT_CONFIG,
+				     "column \"%s\" of table %s (setting %s) is of type %s, not an "
+				     "array of group names",
+				     column, table, setting, PQgetvalue(cols, i, 1));
+			return NULL;
+		}
+		return db_quote_ident(db, column);
+	}
+	cw_error_set(err, CW_EXIT_CONFIG, "column \"%s\" named by %s does not exist in table %s",
+		     column, setting, table);
+	cw_error_hint(err, "Correct %s in the config file; crosswalk never alters your table.",
+		      setting);
+	return NULL;
+}
+
+struct store *store_open(struct db *db, const struct cw_config *cfg, struct cw_error *err)
+{
+	char *schema, *table;
+	struct store *store = xcalloc(1, sizeof(*store));
+
+	store->cfg = cfg;
+	config_a_table_parts(cfg, &schema, &table);
+	store->table_display = xasprintf("%s.%s", schema, table);
+
+	const char *params[] = { schema, table };
+	PGresult *res = db_query(db,
+				 "SELECT c.oid, pg_catalog.has_table_privilege(c.oid, 'SELECT') "
+				 "FROM pg_catalog.pg_class c "
+				 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+				 "WHERE n.nspname = $1 AND c.relname = $2 "
+				 "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+				 2, params, err);
+	if (!res)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		cw_error_set(err, CW_EXIT_CONFIG, "table %s named by table.name does not exist",
+			     store->table_display);
+		cw_error_hint(err, "Set table.name in the config file to your contacts table "
+				   "(schema.table).");
+		goto fail;
+	}
+	char *oid = xstrdup(PQgetvalue(res, 0, 0));
+	bool readable = !strcmp(PQgetvalue(res, 0, 1), "t");
+	PQclear(res);
+	if (!readable) {
+		free(oid);
+		cw_error_set(err, CW_EXIT_CONFIG, "permission denied to read table %s",
+			     store->table_display);
+		goto fail;
+	}
+	const char *oid_param[] = { oid };
+	PGresult *cols = db_query(db,
+				  "SELECT attname, pg_catalog.format_type(atttypid, atttypmod), "
+				  "attndims > 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t "
+				  "  WHERE t.oid = atttypid AND t.typcategory = 'A') "
+				  "FROM pg_catalog.pg_attribute "
+				  "WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
+				  1, oid_param, err);
+	free(oid);
+	if (!cols)
+		goto fail;
+
+	char *s = db_quote_ident(db, schema), *t = db_quote_ident(db, table);
+	store->table = xasprintf("%s.%s", s, t);
+	free(s);
+	free(t);
+
+	const char *disp = store->table_display;
+	if (!(store->key = check_column(cols, db, cfg->a_key, "table.key", disp, false, err)) ||
+	    !(store->email = check_column(cols, db, cfg->a_email, "table.email", disp, false, err)) ||
+	    !(store->updated_at = check_column(cols, db, cfg->a_updated_at, "table.updated_at", disp,
+					       false, err)))
+		goto fail_cols;
+	if (cfg->a_status && *cfg->a_status &&
+	    !(store->status = check_column(cols, db, cfg->a_status, "table.status", disp, false,
+					   err)))
+		goto fail_cols;
+	if (cfg->a_groups && *cfg->a_groups &&
+	    !(store->groups = check_column(cols, db, cfg->a_groups, "table.groups", disp, true,
+					   err)))
+		goto fail_cols;
+	store->fields = xcalloc(cfg->nfields ? cfg->nfields : 1, sizeof(char *));
+	for (size_t i = 0; i < cfg->nfields; i++) {
+		char setting[300];
+		snprintf(setting, sizeof(setting), "[fields] %s", cfg->fields[i].a_column);
+		store->fields[i] = check_column(cols, db, cfg->fields[i].a_column, setting, disp,
+						false, err);
+		if (!store->fields[i])
+			goto fail_cols;
+		store->nfields++;
+	}
+	PQclear(cols);
+	free(schema);
+	free(table);
+	return store;
+
+fail_cols:
+	PQclear(cols);
+fail:
+	free(schema);
+	free(table);
+	store_free(store);
+	return NULL;
+}
+
+void store_free(struct store *store)
+{
+	if (!store)
+		return;
+	for (size_t i = 0; i < store->nfields; i++)
+		free(store->fields[i]);
+	free(store->fields);
+	free(store->table);
+	free(store->table_display);
+	free(store->key);
+	free(store->email);
+	free(store->updated_at);
+	free(store->status);
+	free(store->groups);
+	free(store);
+}
+
+const char *store_table(const struct store *store)
+{
+	return store->table;
+}
+
+const char *store_key(const struct store *store)
+{
+	return store->key;
+}
+
+int store_build_lookup(struct store *store, struct db *db, long long *rows, struct cw_error *err)
+{
+	char email_expr[256];
+	snprintf(email_expr, sizeof(email_expr), "t.%s", store->email);
+	char *build = xasprintf("CREATE TEMP TABLE cw_a_lookup AS "
+				"SELECT t.%s AS a_key, t.%s::text AS a_id, " RECORD_EMAIL_SQL("%s")
+				" AS email FROM %s t",
+				store->key, store->key, email_expr, store->table);
+	const char *steps[] = {
+		"DROP TABLE IF EXISTS pg_temp.cw_a_lookup",
+		build,
+		"CREATE INDEX ON pg_temp.cw_a_lookup (email)",
+		"ANALYZE pg_temp.cw_a_lookup",
+	};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc == 0; i++)
+		rc = db_exec(db, steps[i], 0, NULL, err);
+	free(build);
+	if (rc < 0)
+		return -1;
+	PGresult *res = db_query(db, "SELECT count(*) FROM pg_temp.cw_a_lookup", 0, NULL, err);
+	if (!res)
+		return -1;
+	*rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+char *store_snapshot_sql(const struct store *store, const char *alias, const char *email_expr,
+			 int keys_param, int groups_param)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "pg_catalog.jsonb_build_object('email', %s, 'fields', ", email_expr);
+	/* jsonb_build_object takes at most 100 arguments: 50 fields per call,
+	 * concatenated. An empty mapping is an empty object. */
+	if (store->nfields == 0)
+		strbuf_addstr(&sb, "'{}'::jsonb");
+	for (size_t start = 0; start < store->nfields; start += 50) {
+		if (start)
+			strbuf_addstr(&sb, " || ");
+		strbuf_addstr(&sb, "pg_catalog.jsonb_build_object(");
+		for (size_t i = start; i < store->nfields && i < start + 50; i++)
+			strbuf_addf(&sb, "%s($%d::jsonb ->> %zu), %s.%s::text", i > start ? ", " : "",
+				    keys_param, i, alias, store->fields[i]);
+		strbuf_addch(&sb, ')');
+	}
+	if (store->status)
+		strbuf_addf(&sb, ", 'status', %s.%s::text", alias, store->status);
+	if (store->groups)
+		strbuf_addf(&sb,
+			    ", 'groups', coalesce((SELECT pg_catalog.jsonb_agg(DISTINCT g::text "
+			    "ORDER BY g::text) FROM pg_catalog.unnest(%s.%s) AS g "
+			    "WHERE g::text IN (SELECT pg_catalog.jsonb_array_elements_text($%d::jsonb))), "
+			    "'[]'::jsonb)",
+			    alias, store->groups, groups_param);
+	/* The session's TimeZone is UTC (db.c), so ::timestamp gives UTC wall
+	 * time for timestamptz and keeps a timestamp as it is: B's format. */
+	strbuf_addf(&sb,
+		    ", 'updated_at', pg_catalog.to_char(%s.%s::timestamp, 'YYYY-MM-DD HH24:MI:SS'))",
+		    alias, store->updated_at);
+	return strbuf_detach(&sb, NULL);
+}
+
+json_t *store_field_keys(const struct cw_config *cfg)
+{
+	json_t *keys = json_array();
+
+	for (size_t i = 0; i < cfg->nfields; i++)
+		json_array_append_new(keys, json_string(cfg->fields[i].b_field));
+	return keys;
+}
+
+json_t *store_managed_groups(const struct cw_config *cfg)
+{
+	json_t *groups = json_array();
+
+	for (size_t i = 0; i < cfg->nmanaged_groups; i++)
+		json_array_append_new(groups, json_string(cfg->managed_groups[i]));
+	return groups;
+}
