@@ -291,7 +291,14 @@ PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, in
 			cw_error_set(err, CW_EXIT_UNAVAILABLE, "not connected to the database");
 			return NULL;
 		}
-		PGresult *res = PQprepare(db->conn, name, sql, nparams, NULL);
+		Oid types[64];
+		if (nparams > 64) {
+			cw_error_set(err, CW_EXIT_SOFTWARE, "too many parameters for %s", name);
+			return NULL;
+		}
+		for (int i = 0; i < nparams; i++)
+			types[i] = 25; /* text */
+		PGresult *res = PQprepare(db->conn, name, sql, nparams, types);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			record_failure(db, res, sql, err);
 			PQclear(res);

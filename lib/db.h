@@ -46,7 +46,9 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
 
 /* Run a statement prepared once per connection under name (re-prepared by
  * itself after a reconnect): for statements a job runs per batch, so the
- * server parses and plans them once. sql must not change between calls. */
+ * server parses and plans them once. sql must not change between calls.
+ * Every parameter is declared text, so a statement may leave one unused;
+ * cast where another type is meant ($1::jsonb). */
 PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
 			    const char *const *params, struct cw_error *err);
 
