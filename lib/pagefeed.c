@@ -102,6 +102,9 @@ static void *feed_main(void *arg)
 			pthread_mutex_unlock(&feed->lock);
 			break;
 		}
+		/* The page owns next once queued, and the job may free it at
+		 * once: keep a copy for the following fetch first. */
+		char *following = next ? xstrdup(next) : NULL;
 		struct feed_page *page = make_page(feed, cursor, items, next, first);
 		json_decref(root);
 		first = false;
@@ -115,8 +118,8 @@ static void *feed_main(void *arg)
 		pthread_mutex_unlock(&feed->lock);
 
 		free(cursor);
-		cursor = next ? xstrdup(next) : NULL;
-		if (!next)
+		cursor = following;
+		if (!cursor)
 			break;
 	}
 	free(cursor);
