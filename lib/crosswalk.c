@@ -17,6 +17,7 @@ struct linker {
 	char *finish_sql;
 	char *keys;	/* jsonb parameter: B field names */
 	char *groups;	/* jsonb parameter: managed groups */
+	char *crosswalk_table; /* text parameter: the quoted table that owns the id sequence */
 };
 
 char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, char **id_out)
@@ -57,11 +58,20 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
  *   b     the batch, with how often each email occurs in it
  *   m     how many A rows share each email (the session's lookup table)
  *   ma    the A row and its snapshot when exactly one matches
- *   c     the outcome per subscriber against existing crosswalk pins
- *   ins_cw, ins_sh, ins_log  the writes
+ *   o     the outcome per subscriber against existing crosswalk pins
+ *         (lateral lookups: the planner guesses 100 rows for the batch and
+ *         would otherwise hash the whole crosswalk once per batch;
+ *         LIMIT 1 keeps them from being flattened into joins)
+ *   c     a crosswalk id drawn for each new link, so that its shadow needs
+ *         no join back to the inserted rows (the planner guesses one row
+ *         for a CTE and would compare every pair)
+ *   ins_cw, ins_sh, ins_log  the writes; the shadows' foreign key is
+ *         checked at the end of the statement, after every CTE ran
  * A pin is never moved here: a subscriber whose email, A row or B id is
  * already linked differently is skipped and logged, for enterprise-sync or
- * a repair to settle.
+ * a repair to settle. An existing shadow is never rewritten either: it is
+ * the base of the next 3-way decision, and overwriting it with today's
+ * values would silently drop the changes made since the last sync.
  */
 static char *link_statement(struct db *db, struct store *store)
 {
@@ -81,7 +91,7 @@ static char *link_statement(struct db *db, struct store *store)
 		"  SELECT m.b_id, m.email, m.raw, m.snap, m.why, m.n_b, m.n_a,"
 		"         t.%s::text AS a_id, CASE WHEN t.%s IS NOT NULL THEN %s END AS a_snap"
 		"  FROM m LEFT JOIN %s t ON m.n_a = 1 AND t.%s = m.a_key),"
-		" c AS ("
+		" o AS ("
 		"  SELECT ma.*, ce.id AS ce_id,"
 		"    CASE"
 		"      WHEN ma.email IS NULL THEN coalesce(ma.why, 'invalid email')"
@@ -97,25 +107,27 @@ static char *link_statement(struct db *db, struct store *store)
 		"    coalesce(ce.a_id, ca.a_id, cb.a_id) AS pinned_a,"
 		"    coalesce(ce.b_id, ca.b_id, cb.b_id) AS pinned_b"
 		"  FROM ma"
-		"  LEFT JOIN %s.integration_crosswalk ce ON ce.email = ma.email"
-		"  LEFT JOIN %s.integration_crosswalk ca ON ca.a_id = ma.a_id"
-		"  LEFT JOIN %s.integration_crosswalk cb ON cb.b_id = ma.b_id),"
+		"  LEFT JOIN LATERAL (SELECT x.id, x.a_id, x.b_id FROM %s.integration_crosswalk x"
+		"    WHERE x.email = ma.email LIMIT 1) ce ON true"
+		"  LEFT JOIN LATERAL (SELECT x.id, x.a_id, x.b_id FROM %s.integration_crosswalk x"
+		"    WHERE x.a_id = ma.a_id LIMIT 1) ca ON true"
+		"  LEFT JOIN LATERAL (SELECT x.id, x.a_id, x.b_id FROM %s.integration_crosswalk x"
+		"    WHERE x.b_id = ma.b_id LIMIT 1) cb ON true),"
+		" c AS ("
+		"  SELECT o.*, CASE WHEN o.outcome = 'new'"
+		"    THEN pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($7, 'id')) END AS new_id"
+		"  FROM o),"
 		" ins_cw AS ("
-		"  INSERT INTO %s.integration_crosswalk (a_id, b_id, email)"
-		"  SELECT a_id, b_id, email FROM c WHERE outcome = 'new'"
-		"  RETURNING id, email),"
+		"  INSERT INTO %s.integration_crosswalk (id, a_id, b_id, email) OVERRIDING SYSTEM VALUE"
+		"  SELECT new_id, a_id, b_id, email FROM c WHERE outcome = 'new'"
+		"  RETURNING 1),"
 		" links AS ("
-		"  SELECT i.id AS crosswalk_id, c.a_snap, c.snap FROM c JOIN ins_cw i USING (email)"
-		"  WHERE c.outcome = 'new'"
-		"  UNION ALL"
-		"  SELECT c.ce_id, c.a_snap, c.snap FROM c WHERE c.outcome = 'linked'),"
+		"  SELECT coalesce(c.new_id, c.ce_id) AS crosswalk_id, c.a_snap, c.snap FROM c"
+		"  WHERE c.outcome IN ('new', 'linked')),"
 		" ins_sh AS ("
 		"  INSERT INTO %s.sync_shadow AS sh (crosswalk_id, a_snapshot, b_snapshot, synced_at)"
 		"  SELECT crosswalk_id, a_snap, snap, pg_catalog.now() FROM links"
-		"  ON CONFLICT (crosswalk_id) DO UPDATE SET a_snapshot = EXCLUDED.a_snapshot,"
-		"    b_snapshot = EXCLUDED.b_snapshot, synced_at = EXCLUDED.synced_at"
-		"  WHERE sh.a_snapshot IS DISTINCT FROM EXCLUDED.a_snapshot"
-		"     OR sh.b_snapshot IS DISTINCT FROM EXCLUDED.b_snapshot"
+		"  ON CONFLICT (crosswalk_id) DO NOTHING"
 		"  RETURNING 1),"
 		" ins_log AS ("
 		"  INSERT INTO %s.sync_log (program, run_id, namespace, level, action, email, a_id,"
@@ -192,6 +204,7 @@ struct linker *linker_new(struct db *db, struct store *store, const struct cw_co
 	linker->run_id = run_id;
 	linker->link_sql = link_statement(db, store);
 	linker->finish_sql = finish_statement(db);
+	linker->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
 	linker->keys = json_dumps(keys, JSON_COMPACT);
 	linker->groups = json_dumps(groups, JSON_COMPACT);
 	json_decref(keys);
@@ -207,6 +220,7 @@ void linker_free(struct linker *linker)
 	free(linker->finish_sql);
 	free(linker->keys);
 	free(linker->groups);
+	free(linker->crosswalk_table);
 	free(linker);
 }
 
@@ -218,9 +232,10 @@ static long long column_ll(PGresult *res, int col)
 int linker_link_batch(struct linker *linker, const char *rows_json, struct link_counts *counts,
 		      struct cw_error *err)
 {
-	const char *params[] = { rows_json,	   linker->program, linker->run_id,
-				 linker->cfg->namespace, linker->keys, linker->groups };
-	PGresult *res = db_query_prepared(linker->db, "cw_link_batch", linker->link_sql, 6, params,
+	const char *params[] = { rows_json,	       linker->program, linker->run_id,
+				 linker->cfg->namespace, linker->keys,	  linker->groups,
+				 linker->crosswalk_table };
+	PGresult *res = db_query_prepared(linker->db, "cw_link_batch", linker->link_sql, 7, params,
 					  err);
 
 	if (!res)

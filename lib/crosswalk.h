@@ -22,7 +22,7 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
 
 struct link_counts {
 	long long crosswalk_created;	/* new crosswalk rows */
-	long long shadows_written;	/* shadows inserted or changed */
+	long long shadows_written;	/* shadows created (an existing one is kept) */
 	long long matched;		/* B subscribers linked to an A row (new or already) */
 	long long only_in_b;		/* valid B subscribers with no A row */
 	long long skipped;		/* invalid or duplicate emails, pins that disagree */
