@@ -1,0 +1,94 @@
+/* One run at a time per job and namespace, and telling live runs from dead ones. */
+#include "job.h"
+#include "exitcode.h"
+#include "state.h"
+#include "xalloc.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *job_lock_name(const char *job, const char *namespace)
+{
+	return xasprintf("%s:%s", job, namespace);
+}
+
+int job_lock(struct db *db, const char *lock_name, struct cw_error *err)
+{
+	bool got = false;
+
+	if (db_try_lock(db, lock_name, &got, err) < 0)
+		return -1;
+	if (got)
+		return 0;
+	char *holder = db_lock_holder(db, lock_name);
+	cw_error_set(err, CW_EXIT_TEMPFAIL, "another run holds the lock \"%s\"", lock_name);
+	if (holder)
+		cw_error_detail(err, "It is held by %s.", holder);
+	cw_error_hint(err, "Wait for that run to finish, or stop it; this run changed nothing.");
+	free(holder);
+	return -1;
+}
+
+char *job_new_run_id(struct db *db, struct cw_error *err)
+{
+	PGresult *res = db_query(db, "SELECT pg_catalog.gen_random_uuid()::text", 0, NULL, err);
+
+	if (!res)
+		return NULL;
+	char *id = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return id;
+}
+
+char *job_runner(void)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "unknown host");
+	host[sizeof(host) - 1] = '\0';
+	return xasprintf("pid %ld on %s", (long)getpid(), host);
+}
+
+static const char *member_text(const json_t *obj, const char *name, const char *fallback)
+{
+	const json_t *v = json_object_get(obj, name);
+	return json_is_string(v) ? json_string_value(v) : fallback;
+}
+
+int job_check_live(struct db *db, const char *status_key, const char *section, bool force,
+		   bool *stale, struct cw_error *err)
+{
+	json_t *doc = NULL;
+	double age = -1;
+
+	*stale = false;
+	if (state_get(db, status_key, &doc, err) < 0)
+		return -1;
+	const json_t *sec = json_object_get(doc, section);
+	if (strcmp(member_text(sec, "status", ""), "running") != 0) {
+		json_decref(doc);
+		return 0;
+	}
+	if (state_section_age(db, status_key, section, "lastUpdatedAt", &age, err) < 0) {
+		json_decref(doc);
+		return -1;
+	}
+	/* No readable time: nobody can prove it alive, so it is stale. */
+	if (age < 0 || age >= JOB_STALE_AFTER_S || force) {
+		*stale = true;
+		json_decref(doc);
+		return 0;
+	}
+	cw_error_set(err, CW_EXIT_TEMPFAIL, "a %s run may still be running", section);
+	cw_error_detail(err, "Run %s (%s) updated %s.%s.lastUpdatedAt %.0f s ago; a run is "
+			     "presumed dead after %.0f s without an update.",
+			member_text(sec, "runId", "?"), member_text(sec, "runner", "runner unknown"),
+			status_key, section, age, JOB_STALE_AFTER_S);
+	cw_error_hint(err, "Wait, or take it over with --force-resume if you know it has stopped.");
+	json_decref(doc);
+	return -1;
+}

@@ -1,0 +1,46 @@
+/*
+ * The bookkeeping a long, resumable job shares with its siblings: one run
+ * at a time (a session advisory lock named per job and namespace), an id per
+ * run for the audit trail, and the liveness check on the job's section of
+ * sync_status for runs whose lock cannot be seen (a crashed process, a
+ * transaction-mode pooler).
+ */
+#ifndef CW_JOB_H
+#define CW_JOB_H
+
+#include <stdbool.h>
+
+#include "db.h"
+#include "error.h"
+
+/* A run whose lastUpdatedAt is younger than this may still be alive. */
+#define JOB_STALE_AFTER_S 90.0
+/* How often a running job stamps lastUpdatedAt while it waits. */
+#define JOB_HEARTBEAT_MS 30000LL
+
+/* The lock name of a job in a namespace: "backfill:default". New string. */
+char *job_lock_name(const char *job, const char *namespace);
+
+/* Take the job's session lock, or fail with CW_EXIT_TEMPFAIL naming the
+ * holder (pid, program, client, start time). */
+int job_lock(struct db *db, const char *lock_name, struct cw_error *err);
+
+/* A new run id from the database (a UUID as text). New string, or NULL
+ * with err set. */
+char *job_new_run_id(struct db *db, struct cw_error *err);
+
+/* Who this process is, for the status section: "pid 123 on host". New
+ * string. */
+char *job_runner(void);
+
+/*
+ * Refuse to start while the status section says another run is alive:
+ * status "running" with lastUpdatedAt under JOB_STALE_AFTER_S seconds old.
+ * Returns 0 when it may start (*stale is set when it takes over a run that
+ * stopped updating), -1 with CW_EXIT_TEMPFAIL naming that run otherwise.
+ * force skips the refusal (--force-resume).
+ */
+int job_check_live(struct db *db, const char *status_key, const char *section, bool force,
+		   bool *stale, struct cw_error *err);
+
+#endif
