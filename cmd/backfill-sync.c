@@ -249,6 +249,7 @@ static int decide_start(struct run *run, enum start *how, struct cw_error *err)
 		return -1;
 	const json_t *sec = json_object_get(doc, JOB);
 	const char *status = member_str(sec, "status");
+	const bool completed = status && !strcmp(status, "completed");
 
 	run->before.links.shadows_written = member_ll(sec, "shadowsCreated");
 	run->before.links.crosswalk_created = member_ll(sec, "crosswalkCreated");
@@ -264,7 +265,7 @@ static int decide_start(struct run *run, enum start *how, struct cw_error *err)
 		return -1;
 	if (saved) {
 		*how = START_RESUME;
-	} else if (!opt_restart && status && !strcmp(status, "completed")) {
+	} else if (!opt_restart && completed) {
 		*how = START_NOTHING_TO_DO;
 	} else {
 		*how = START_FRESH;
