@@ -17,7 +17,7 @@ static bool opt_status;
 
 static const struct cfg_option options[] = {
 	{ NULL, NULL, "status", 0, NULL, CFG_FLAG, 0, 0, NULL, NULL, NULL,
-	  "report the installed and the latest version, change nothing", 0, 0, &opt_status },
+	  "report the installed and latest versions only", 0, 0, &opt_status },
 	{ 0 },
 };
 

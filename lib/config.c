@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #define OFF(f) offsetof(struct cw_config, f)
 #define HELP_COLUMN 30
+#define HELP_WIDTH 80
 
 /* Options every program takes, or takes when its cfg_program says so. */
 static const struct cfg_option shared_options[] = {
@@ -332,11 +334,78 @@ static int assign(struct cw_config *cfg, const struct cfg_option *o, const char 
 
 /* ---------- the INI file ---------- */
 
+/* Debian's libinih sizes its line buffer from ini_max_line at run time (200
+ * bytes by default: too short for a conninfo with certificate paths). A line
+ * that still does not fit is refused: inih would split it silently. */
+#define CONFIG_MAX_LINE 4096
+
+/* A [conflicts] entry waits until the whole file is read: [fields] may follow. */
+struct pending_policy {
+	char *field;
+	int policy;
+	int line;
+};
+
 struct ini_ctx {
 	struct cw_config *cfg;
 	const struct cfg_program *prog;
-	char why[512];
+	FILE *file;
+	char *buf; /* getline's buffer */
+	size_t bufsize;
+	int line;	/* the line being parsed, from 1 */
+	int error_line; /* the earliest error's line, or 0 */
+	char why[512];	/* and its reason */
+	struct pending_policy *pending;
+	size_t npending;
 };
+
+/* Keep the earliest error: with several mistakes, the first is the one to fix. */
+static void remember_error(struct ini_ctx *ctx, int line, const char *why)
+{
+	if (ctx->error_line && ctx->error_line <= line)
+		return;
+	ctx->error_line = line;
+	snprintf(ctx->why, sizeof(ctx->why), "%s", why);
+}
+
+/* A line that does not fit inih's buffer, named by its key when it has one. */
+static void refuse_long_line(struct ini_ctx *ctx, int limit)
+{
+	char why[160];
+	const char *key = ctx->buf + strspn(ctx->buf, " \t");
+	int keylen = (int)strcspn(key, "=:");
+	bool has_key = key[keylen] == '=' || key[keylen] == ':';
+
+	while (keylen > 0 && isspace((unsigned char)key[keylen - 1]))
+		keylen--;
+	if (has_key && keylen > 0 && keylen <= 64)
+		snprintf(why, sizeof(why), "line longer than %d characters (key \"%.*s\")", limit,
+			 keylen, key);
+	else
+		snprintf(why, sizeof(why), "line longer than %d characters", limit);
+	remember_error(ctx, ctx->line, why);
+}
+
+/* inih's reader: one whole line per call, so that ctx->line is the line
+ * inih is parsing when it calls on_ini_entry(). */
+static char *read_line(char *str, int num, void *user)
+{
+	struct ini_ctx *ctx = user;
+	ssize_t len = getline(&ctx->buf, &ctx->bufsize, ctx->file);
+
+	if (len < 0)
+		return NULL;
+	ctx->line++;
+	if (len > 0 && ctx->buf[len - 1] == '\n')
+		len--;
+	if (len > num - 1) {
+		refuse_long_line(ctx, num - 1);
+		len = 0; /* inih sees an empty line */
+	}
+	memcpy(str, ctx->buf, (size_t)len);
+	str[len] = '\0';
+	return str;
+}
 
 static int add_field(struct cw_config *cfg, const char *a_column, const char *value, char *why,
 		     size_t whylen)
@@ -383,130 +452,177 @@ static int add_field(struct cw_config *cfg, const char *a_column, const char *va
 	return 0;
 }
 
-/* [conflicts] entries wait until the whole file is read: [fields] may follow. */
-struct pending_policy {
-	char *field;
-	int policy;
-};
-static struct pending_policy *pending;
-static size_t npending;
+static int add_pending_policy(struct ini_ctx *ctx, const char *field, const char *value,
+			      char *why, size_t whylen)
+{
+	char *v = trimmed(value);
+	int p = config_parse_policy(v);
+
+	if (p < 0) {
+		snprintf(why, whylen,
+			 "conflicts.%s: \"%s\" is not a policy (skip, a-wins, b-wins, newest)",
+			 field, v);
+		free(v);
+		return -1;
+	}
+	free(v);
+	ctx->pending = xreallocarray(ctx->pending, ctx->npending + 1, sizeof(*ctx->pending));
+	ctx->pending[ctx->npending].field = xstrdup(field);
+	ctx->pending[ctx->npending].policy = p;
+	ctx->pending[ctx->npending].line = ctx->line;
+	ctx->npending++;
+	return 0;
+}
+
+/* Apply each [conflicts] entry to its field (by B field or A column name),
+ * and free the list. */
+static void resolve_pending_policies(struct ini_ctx *ctx)
+{
+	struct cw_config *cfg = ctx->cfg;
+
+	for (size_t i = 0; i < ctx->npending; i++) {
+		struct pending_policy *p = &ctx->pending[i];
+		bool found = false;
+		for (size_t f = 0; f < cfg->nfields; f++) {
+			if (!strcmp(cfg->fields[f].b_field, p->field) ||
+			    !strcmp(cfg->fields[f].a_column, p->field)) {
+				cfg->fields[f].policy = p->policy;
+				found = true;
+			}
+		}
+		if (!found) {
+			char why[400];
+			snprintf(why, sizeof(why),
+				 "[conflicts] names \"%s\", which is not a field in [fields]",
+				 p->field);
+			remember_error(ctx, p->line, why);
+		}
+		free(p->field);
+	}
+	free(ctx->pending);
+	ctx->pending = NULL;
+	ctx->npending = 0;
+}
+
+static const struct cfg_option *file_option(const struct cfg_program *prog, const char *section,
+					    const char *key)
+{
+	for (size_t i = 0;; i++) {
+		const struct cfg_option *o = option_at(prog, i);
+		if (!o)
+			return NULL;
+		if (o->section && !strcmp(o->section, section) && !strcmp(o->key, key))
+			return o;
+	}
+}
+
+static bool known_section(const struct cfg_program *prog, const char *section)
+{
+	for (size_t i = 0;; i++) {
+		const struct cfg_option *o = option_at(prog, i);
+		if (!o)
+			return false;
+		if (o->section && !strcmp(o->section, section))
+			return true;
+	}
+}
+
+/* The one section that has this key, or NULL (none, or several). */
+static const char *section_of_key(const struct cfg_program *prog, const char *key)
+{
+	const char *section = NULL;
+
+	for (size_t i = 0;; i++) {
+		const struct cfg_option *o = option_at(prog, i);
+		if (!o)
+			return section;
+		if (!o->section || strcmp(o->key, key))
+			continue;
+		if (section && strcmp(section, o->section))
+			return NULL;
+		section = o->section;
+	}
+}
+
+/* One key = value of the file; on a mistake fill why and return -1. */
+static int ini_entry(struct ini_ctx *ctx, const char *section, const char *name,
+		     const char *value, char *why, size_t whylen)
+{
+	if (!*section) {
+		const char *home = section_of_key(ctx->prog, name);
+		if (home)
+			snprintf(why, whylen,
+				 "key \"%s\" is outside any section (it belongs in [%s])", name,
+				 home);
+		else
+			snprintf(why, whylen, "key \"%s\" is outside any section", name);
+		return -1;
+	}
+	if (!strcmp(section, "fields"))
+		return add_field(ctx->cfg, name, value, why, whylen);
+	if (!strcmp(section, "conflicts"))
+		return add_pending_policy(ctx, name, value, why, whylen);
+	if (!strcmp(section, "mailerlite") &&
+	    (!strcmp(name, "api_key") || !strcmp(name, "token") || !strcmp(name, "api_token"))) {
+		snprintf(why, whylen,
+			 "%s.%s: the API token is not accepted in the config file; name a file "
+			 "readable only by its owner in api_key_file, or set MAILERLITE_API_KEY",
+			 section, name);
+		return -1;
+	}
+	const struct cfg_option *o = file_option(ctx->prog, section, name);
+	if (o) {
+		char reason[400];
+		if (assign(ctx->cfg, o, value, reason, sizeof(reason)) == 0)
+			return 0;
+		snprintf(why, whylen, "%s.%s: %s", section, name, reason);
+		return -1;
+	}
+	if (known_section(ctx->prog, section))
+		snprintf(why, whylen, "unknown key \"%s\" in section [%s]", name, section);
+	else
+		snprintf(why, whylen, "unknown section [%s] (key \"%s\")", section, name);
+	return -1;
+}
 
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_ctx *ctx = user;
+	char why[512];
 
-	if (!strcmp(section, "fields"))
-		return add_field(ctx->cfg, name, value, ctx->why, sizeof(ctx->why)) == 0;
-	if (!strcmp(section, "conflicts")) {
-		char *v = trimmed(value);
-		int p = config_parse_policy(v);
-		if (p < 0) {
-			snprintf(ctx->why, sizeof(ctx->why),
-				 "conflicts.%s: \"%s\" is not a policy (skip, a-wins, b-wins, newest)",
-				 name, v);
-			free(v);
-			return 0;
-		}
-		free(v);
-		pending = xreallocarray(pending, npending + 1, sizeof(*pending));
-		pending[npending].field = xstrdup(name);
-		pending[npending].policy = p;
-		npending++;
+	if (ini_entry(ctx, section, name, value, why, sizeof(why)) == 0)
 		return 1;
-	}
-	if (!strcmp(section, "mailerlite") &&
-	    (!strcmp(name, "api_key") || !strcmp(name, "token") || !strcmp(name, "api_token"))) {
-		snprintf(ctx->why, sizeof(ctx->why),
-			 "%s.%s: the API token is not accepted in the config file; name a file "
-			 "readable only by its owner in api_key_file, or set MAILERLITE_API_KEY",
-			 section, name);
-		return 0;
-	}
-	for (size_t i = 0;; i++) {
-		const struct cfg_option *o = option_at(ctx->prog, i);
-		if (!o)
-			break;
-		if (!o->section || strcmp(o->section, section) || strcmp(o->key, name))
-			continue;
-		char why[400];
-		if (assign(ctx->cfg, o, value, why, sizeof(why)) < 0) {
-			snprintf(ctx->why, sizeof(ctx->why), "%s.%s: %s", section, name, why);
-			return 0;
-		}
-		return 1;
-	}
-	bool known_section = false;
-	for (size_t i = 0;; i++) {
-		const struct cfg_option *o = option_at(ctx->prog, i);
-		if (!o)
-			break;
-		if (o->section && !strcmp(o->section, section))
-			known_section = true;
-	}
-	if (!known_section)
-		snprintf(ctx->why, sizeof(ctx->why), "unknown section [%s]", section);
-	else
-		snprintf(ctx->why, sizeof(ctx->why), "unknown key \"%s\" in section [%s]", name,
-			 section);
+	remember_error(ctx, ctx->line, why);
 	return 0;
-}
-
-static int resolve_pending_policies(struct cw_config *cfg, const char *path, struct cw_error *err)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < npending; i++) {
-		bool found = false;
-		for (size_t f = 0; f < cfg->nfields; f++) {
-			if (!strcmp(cfg->fields[f].b_field, pending[i].field) ||
-			    !strcmp(cfg->fields[f].a_column, pending[i].field)) {
-				cfg->fields[f].policy = pending[i].policy;
-				found = true;
-			}
-		}
-		if (!found && rc == 0) {
-			rc = cw_error_set(err, CW_EXIT_CONFIG,
-					  "%s: [conflicts] names \"%s\", which is not a field in "
-					  "[fields]",
-					  path, pending[i].field);
-		}
-		free(pending[i].field);
-	}
-	free(pending);
-	pending = NULL;
-	npending = 0;
-	return rc;
 }
 
 int config_load_file(struct cw_config *cfg, const struct cfg_program *prog, const char *path,
 		     struct cw_error *err)
 {
-	struct ini_ctx ctx = { cfg, prog, "" };
-	FILE *f = fopen(path, "r");
+	struct ini_ctx ctx = { .cfg = cfg, .prog = prog };
 
-	if (!f)
+	ctx.file = fopen(path, "r");
+	if (!ctx.file)
 		return cw_error_set(err, CW_EXIT_CONFIG, "could not open config file \"%s\": %s",
 				    path, strerror(errno));
-	int line = ini_parse_file(f, on_ini_entry, &ctx);
-	int read_error = ferror(f);
-	fclose(f);
-	if (line != 0 || read_error) {
-		for (size_t i = 0; i < npending; i++)
-			free(pending[i].field);
-		free(pending);
-		pending = NULL;
-		npending = 0;
-	}
-	if (read_error)
+	int saved_max_line = ini_max_line;
+	ini_max_line = CONFIG_MAX_LINE;
+	/* 0, or the first line inih could not parse or on_ini_entry refused */
+	int rc = ini_parse_stream(read_line, &ctx, on_ini_entry, &ctx);
+	ini_max_line = saved_max_line;
+	bool read_error = ferror(ctx.file);
+	fclose(ctx.file);
+	free(ctx.buf);
+
+	if (rc > 0)
+		remember_error(&ctx, rc, "syntax error (expected [section] or key = value)");
+	resolve_pending_policies(&ctx);
+	if (read_error || rc < 0)
 		return cw_error_set(err, CW_EXIT_CONFIG, "could not read config file \"%s\"", path);
-	if (line < 0)
-		return cw_error_set(err, CW_EXIT_CONFIG, "could not read config file \"%s\"", path);
-	if (line > 0) {
-		cw_error_set(err, CW_EXIT_CONFIG, "%s:%d: %s", path, line,
-			     ctx.why[0] ? ctx.why : "syntax error (expected [section] or key = value)");
-		return -1;
-	}
-	return resolve_pending_policies(cfg, path, err);
+	if (ctx.error_line)
+		return cw_error_set(err, CW_EXIT_CONFIG, "%s:%d: %s", path, ctx.error_line,
+				    ctx.why);
+	return 0;
 }
 
 /* ---------- the API token ---------- */
@@ -557,6 +673,34 @@ static void print_version(const struct cfg_program *prog)
 	printf("%s (crosswalk) %s\n", prog->name, CW_VERSION);
 }
 
+/* Append len bytes of text and a newline, the text starting at column col
+ * and broken at spaces so that no line passes HELP_WIDTH; continuation
+ * lines start at column indent. groups: break only before a "[", as a man
+ * page's SYNOPSIS does, so that "[-c file]" stays whole. */
+static void add_wrapped(struct strbuf *sb, const char *text, size_t len, size_t col,
+			size_t indent, bool groups)
+{
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		/* The next piece runs up to a space where a break is allowed. */
+		const char *q = p + 1;
+		while (q < end && !(*q == ' ' && (!groups || (q + 1 < end && q[1] == '['))))
+			q++;
+		size_t n = (size_t)(q - p);
+		if (p != text && col + n > HELP_WIDTH && col > indent) {
+			strbuf_addf(sb, "\n%*s", (int)indent, "");
+			col = indent;
+			p++; /* the space becomes the line break */
+			n--;
+		}
+		strbuf_add(sb, p, n);
+		col += n;
+		p = q;
+	}
+	strbuf_addch(sb, '\n');
+}
+
 char *config_help_text(const struct cfg_program *prog)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -565,8 +709,8 @@ char *config_help_text(const struct cfg_program *prog)
 	for (const char *p = prog->synopsis; *p;) {
 		size_t len = strcspn(p, "\n");
 		strbuf_addstr(&sb, "  ");
-		strbuf_add(&sb, p, len);
-		strbuf_addch(&sb, '\n');
+		/* continuation lines go under the first argument */
+		add_wrapped(&sb, p, len, 2, 2 + strcspn(p, " \n") + 1, true);
 		p += len + (p[len] == '\n');
 	}
 	strbuf_addstr(&sb, "\nOptions:\n");
@@ -588,7 +732,11 @@ char *config_help_text(const struct cfg_program *prog)
 			strbuf_addch(&sb, '\n');
 			width = 0;
 		}
-		strbuf_addf(&sb, "%*s%s\n", (int)(HELP_COLUMN - width), "", o->help ? o->help : "");
+		strbuf_addf(&sb, "%*s", (int)(HELP_COLUMN - width), "");
+		if (o->help)
+			add_wrapped(&sb, o->help, strlen(o->help), HELP_COLUMN, HELP_COLUMN, false);
+		else
+			strbuf_addch(&sb, '\n');
 	}
 	strbuf_addf(&sb, "  -V, --version%*sprint the version and exit\n", HELP_COLUMN - 15, "");
 	strbuf_addf(&sb, "  -h, --help%*sshow this help and exit\n", HELP_COLUMN - 12, "");
@@ -616,12 +764,28 @@ struct argv_value {
 	const char *value;
 };
 
-static enum config_outcome usage_error(struct cw_error *err, const char *prog, const char *what,
-				       const char *opt)
+/* getopt_long returns 1000 + the option's index for a long option. */
+#define LONG_OPT_VAL 1000
+
+static enum config_outcome usage_error(struct cw_error *err, const char *prog, const char *fmt,
+				       ...) CW_PRINTF(3, 4);
+
+static enum config_outcome usage_error(struct cw_error *err, const char *prog, const char *fmt,
+				       ...)
 {
-	cw_error_set(err, CW_EXIT_USAGE, "%s \"%s\"", what, opt);
+	va_list ap;
+
+	va_start(ap, fmt);
+	cw_error_vset(err, CW_EXIT_USAGE, fmt, ap);
+	va_end(ap);
 	cw_error_hint(err, "Try \"%s --help\" for more information.", prog);
 	return CONFIG_ERROR;
+}
+
+/* The option as written, without any "=value" (which may be a secret). */
+static void option_as_written(const char *arg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.*s", (int)strcspn(arg, "="), arg);
 }
 
 static int apply_environment(struct cw_config *cfg, const struct cfg_program *prog,
@@ -703,7 +867,7 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 		longopts[nlong].name = o->long_opt;
 		longopts[nlong].has_arg = o->type == CFG_FLAG ? no_argument : required_argument;
 		longopts[nlong].flag = NULL;
-		longopts[nlong].val = 1000 + (int)i;
+		longopts[nlong].val = LONG_OPT_VAL + (int)i;
 		nlong++;
 		if (o->short_opt) {
 			strbuf_addch(&shortopts, (char)o->short_opt);
@@ -717,7 +881,7 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 	longopts = xreallocarray(longopts, nlong + 3, sizeof(*longopts));
 	memcpy(longopts + nlong, tail, sizeof(tail));
 
-	optind = 1;
+	optind = 0; /* glibc: a full reset, also of a half-read "-hq" from the last call */
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, shortopts.buf, longopts, NULL)) != -1) {
@@ -735,25 +899,37 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 			goto done;
 		}
 		if (c == '?') {
+			/* optopt is 0 for an unknown long option, the letter for an
+			 * unknown short one, and a valid option's val for a long
+			 * option that takes no value but was given one (--quiet=yes);
+			 * getopt has then moved optind past it. */
 			char opt[64];
-			if (optopt)
-				snprintf(opt, sizeof(opt), "-%c", optopt);
-			else
-				snprintf(opt, sizeof(opt), "%s", argv[optind - 1]);
-			outcome = usage_error(err, prog->name, "unrecognized option", opt);
+			if (optopt >= LONG_OPT_VAL || optopt == 'h' || optopt == 'V') {
+				option_as_written(argv[optind - 1], opt, sizeof(opt));
+				outcome = usage_error(err, prog->name,
+						      "option \"%s\" does not take a value", opt);
+			} else if (optopt) {
+				outcome = usage_error(err, prog->name,
+						      "unrecognized option \"-%c\"", optopt);
+			} else {
+				option_as_written(argv[optind - 1], opt, sizeof(opt));
+				outcome = usage_error(err, prog->name, "unrecognized option \"%s\"",
+						      opt);
+			}
 			goto done;
 		}
 		if (c == ':') {
 			char opt[64];
-			if (optopt && optopt < 1000)
+			if (optopt < LONG_OPT_VAL)
 				snprintf(opt, sizeof(opt), "-%c", optopt);
 			else
-				snprintf(opt, sizeof(opt), "%s", argv[optind - 1]);
-			outcome = usage_error(err, prog->name, "missing argument for option", opt);
+				option_as_written(argv[optind - 1], opt, sizeof(opt));
+			outcome = usage_error(err, prog->name, "missing argument for option \"%s\"",
+					      opt);
 			goto done;
 		}
-		if (c >= 1000) {
-			index = (size_t)(c - 1000);
+		if (c >= LONG_OPT_VAL) {
+			index = (size_t)(c - LONG_OPT_VAL);
 		} else {
 			for (size_t i = 0;; i++) {
 				const struct cfg_option *o = option_at(prog, i);
@@ -767,7 +943,7 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 		}
 		const struct cfg_option *o = option_at(prog, index);
 		if (!o) {
-			outcome = usage_error(err, prog->name, "unrecognized option",
+			outcome = usage_error(err, prog->name, "unrecognized option \"%s\"",
 					      argv[optind - 1]);
 			goto done;
 		}
@@ -908,37 +1084,46 @@ int config_parse_direction(const char *text)
 	return -1;
 }
 
+/* One part of a table name as PostgreSQL reads it (new string): "Quoted"
+ * keeps its case and loses its quotes ("" stands for one "); unquoted folds
+ * to lower case (ASCII, as PostgreSQL does for multibyte encodings). */
+static char *identifier_part(const char *text, size_t len)
+{
+	char *out = xstrndup(text, len);
+
+	if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
+		size_t w = 0;
+		for (size_t r = 1; r + 1 < len; r++) {
+			out[w++] = text[r];
+			if (text[r] == '"' && text[r + 1] == '"')
+				r++;
+		}
+		out[w] = '\0';
+	} else {
+		for (char *p = out; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	return out;
+}
+
 void config_a_table_parts(const struct cw_config *cfg, char **schema, char **table)
 {
 	const char *name = cfg->a_table;
 	const char *dot = NULL;
 	bool quoted = false;
 
-	for (const char *p = name; *p; p++) {
+	for (const char *p = name; *p && !dot; p++) {
 		if (*p == '"')
 			quoted = !quoted;
-		else if (*p == '.' && !quoted) {
+		else if (*p == '.' && !quoted)
 			dot = p;
-			break;
-		}
 	}
-	char *s = dot ? xstrndup(name, (size_t)(dot - name)) : xstrdup("public");
-	char *t = xstrdup(dot ? dot + 1 : name);
-	char *parts[] = { s, t };
-	for (int i = 0; i < 2; i++) {
-		char *p = parts[i];
-		size_t n = strlen(p);
-		if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
-			/* "a""b" -> a"b */
-			size_t w = 0;
-			for (size_t r = 1; r + 1 < n; r++) {
-				p[w++] = p[r];
-				if (p[r] == '"' && p[r + 1] == '"')
-					r++;
-			}
-			p[w] = '\0';
-		}
+	if (dot) {
+		*schema = identifier_part(name, (size_t)(dot - name));
+		*table = identifier_part(dot + 1, strlen(dot + 1));
+	} else {
+		*schema = xstrdup("public");
+		*table = identifier_part(name, strlen(name));
 	}
-	*schema = s;
-	*table = t;
 }

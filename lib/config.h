@@ -158,7 +158,8 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 /* The non-option arguments left after config_parse_args(). Borrowed. */
 char **config_rest(int *count);
 
-/* Lower-level pieces, for tests: load one INI file, read environment. */
+/* Lower-level pieces, for tests: load one INI file. Its errors read
+ * "FILE:LINE: reason" (the earliest one when there are several). */
 int config_load_file(struct cw_config *cfg, const struct cfg_program *prog, const char *path,
 		     struct cw_error *err);
 
@@ -171,8 +172,10 @@ const char *config_direction_name(enum cw_direction dir);
 int config_parse_policy(const char *text);
 int config_parse_direction(const char *text);
 
-/* The [table] name split into schema and table (new strings); schema is
- * "public" when the name is bare. */
+/* The [table] name split into schema and table (new strings), read as
+ * PostgreSQL reads identifiers: an unquoted part folds to lower case, a
+ * "Quoted" part keeps its case and loses its quotes. schema is "public" when
+ * the name is bare. */
 void config_a_table_parts(const struct cw_config *cfg, char **schema, char **table);
 
 #endif

@@ -32,6 +32,24 @@ static const struct cfg_program prog_all = {
 
 static const struct cfg_option no_options[] = { { 0 } };
 
+/* A program whose synopsis and help text are wider than a terminal. */
+static bool long_flag;
+static const struct cfg_option long_options[] = {
+	{ NULL, NULL, "take-over", 0, NULL, CFG_FLAG, 0, 0, NULL, NULL, NULL,
+	  "take over a run that looks alive, even one updated under ninety seconds ago", 0, 0,
+	  &long_flag },
+	{ 0 },
+};
+
+static const struct cfg_program prog_long = {
+	"cw-long",
+	"cw-long [-nqv] [-c file] [-d conninfo] [--batch-size n] [--max-duration time] "
+	"[--restart | --take-over]",
+	"has long lines",
+	long_options,
+	CFG_TAKES_BATCH | CFG_TAKES_DURATION | CFG_TAKES_DRY_RUN,
+};
+
 static const struct cfg_program prog_plain = {
 	"cw-plain", "cw-plain [OPTION]...", "takes only the common options", no_options, 0,
 };
@@ -361,6 +379,15 @@ static void file_errors(void)
 		diag("    message: %s", err.msg);
 	is_str(cfg.db_conninfo, url, "a 306-character line is read whole");
 
+	/* A line too long even for the larger buffer is refused, never split. */
+	char *huge = xmalloc(5100);
+	memset(huge, 'x', 5000);
+	huge[5000] = '\0';
+	char *huge_text = xasprintf("[database]\nschema = s\nurl = %s\nretries = 1\n", huge);
+	file_error("a 5006-character line", huge_text, 3, "longer than", "url");
+	free(huge_text);
+	free(huge);
+
 	/* Validation after reading. */
 	fails_with(parse_file("[table]\nname =\n"), CW_EXIT_CONFIG, "empty table.name");
 	contains(err.msg, "table.name", "the empty setting's error");
@@ -566,6 +593,19 @@ static void values(void)
 
 /* ---------- the command line ---------- */
 
+static size_t longest_line(const char *text)
+{
+	size_t longest = 0;
+
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		if (n > longest)
+			longest = n;
+		p += n + (p[n] == '\n');
+	}
+	return longest;
+}
+
 static void after_cluster(const char *first, const char *arg1, const char *arg2);
 
 static void command_line(void)
@@ -581,6 +621,12 @@ static void command_line(void)
 	fails_with(parse(&prog_all, "--quiet=yes", NULL), CW_EXIT_USAGE,
 		   "an argument to a flag");
 	contains(err.msg, "--quiet", "an argument to a flag: the error");
+	contains(err.msg, "does not take a value", "an argument to a flag: the error");
+	fails_with(parse(&prog_all, "--help=yes", NULL), CW_EXIT_USAGE, "an argument to --help");
+	contains(err.msg, "--help", "an argument to --help: the error");
+	fails_with(parse(&prog_all, "--bogus=s3cr3t", NULL), CW_EXIT_USAGE,
+		   "unknown long option with a value");
+	ok(!strstr(err.msg, "s3cr3t"), "an unknown option's value is not repeated");
 	fails_with(parse(&prog_all, "--schema", NULL), CW_EXIT_USAGE, "missing argument (long)");
 	contains(err.msg, "--schema", "missing argument (long): the error");
 	contains(err.hint, "Try \"cw-test --help\"", "missing argument's hint");
@@ -603,14 +649,20 @@ static void command_line(void)
 	contains(help, "--limit=N", "help lists the program's own options");
 	contains(help, "cw-test [OPTION]...", "help shows the synopsis");
 	ok(!strstr(help, "api-key") && !strstr(help, "--token"), "help hides refused options");
-	size_t longest = 0;
-	for (const char *p = help; *p;) {
-		size_t n = strcspn(p, "\n");
-		if (n > longest)
-			longest = n;
-		p += n + (p[n] == '\n');
-	}
+	size_t longest = longest_line(help);
 	ok(longest <= 80, "help fits 80 columns (longest line %zu)", longest);
+	free(help);
+	help = config_help_text(&prog_long);
+	longest = longest_line(help);
+	ok(longest <= 80, "long synopsis and help wrapped to 80 columns (longest line %zu)",
+	   longest);
+	bool wrapped = strstr(help, "\n  cw-long [-nqv] [-c file]") &&
+		       strstr(help, "\n          [--restart | --take-over]\n") &&
+		       strstr(help, "\n                              under ninety seconds ago\n");
+	ok(wrapped, "continuations under the first argument and under the help column, "
+		    "a synopsis group kept whole");
+	if (longest > 80 || !wrapped)
+		diag("%s", help);
 	free(help);
 	help = config_help_text(&prog_plain);
 	ok(!strstr(help, "--batch-size") && !strstr(help, "--dry-run") &&
