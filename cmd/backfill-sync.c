@@ -148,8 +148,11 @@ static int open_run(struct run *run, struct cw_error *err)
 	run->only_in_a = -1;
 
 	if (!(run->db = db_connect(cfg, program.name, err)) || migrate_check(run->db, err) < 0 ||
-	    !(run->store = store_open(run->db, cfg, err)) ||
-	    job_lock(run->db, run->lock_name, err) < 0)
+	    !(run->store = store_open(run->db, cfg, err)))
+		return -1;
+	if (cfg->check_config)
+		return (run->ml = ml_client_new(cfg, NULL, err)) ? 0 : -1;
+	if (job_lock(run->db, run->lock_name, err) < 0)
 		return -1;
 	/* The bucket's row lock must never wait on this job's transactions. */
 	if (cfg->rate_limit > 0 && !(run->bucket_db = db_connect(cfg, program.name, err)))
@@ -240,8 +243,10 @@ static int decide_start(struct run *run, enum start *how, struct cw_error *err)
 	json_t *doc = NULL;
 	bool stale = false;
 
-	if (!opt_restart &&
-	    job_check_live(run->db, run->status_key, JOB, opt_force_resume, &stale, err) < 0)
+	/* --restart discards a stopped run as surely as --force-resume takes
+	 * it over; neither overrides a run that may be alive. */
+	if (job_check_live(run->db, run->status_key, JOB, opt_force_resume || opt_restart, &stale,
+			   err) < 0)
 		return -1;
 	if (stale)
 		log_warning("taking over a backfill run that stopped updating its progress");
@@ -717,7 +722,21 @@ int main(int argc, char **argv)
 	if (cfg.max_duration > 0)
 		run.deadline_ms = run.started_ms + cfg.max_duration * 1000;
 
-	if (open_run(&run, &err) < 0 || decide_start(&run, &how, &err) < 0)
+	if (opt_restart && opt_force_resume) {
+		cw_error_set(&err, CW_EXIT_USAGE, "--restart and --force-resume cannot be combined");
+		cw_error_hint(&err, "--restart starts over; --force-resume continues a stopped run.");
+		goto refused;
+	}
+	if (open_run(&run, &err) < 0)
+		goto refused;
+	if (cfg.check_config) {
+		json_t *ok = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "table", cfg.a_table,
+				       "schema", cfg.schema, "namespace", cfg.namespace);
+		exit_status = result_emit(ok, CW_EXIT_OK, cfg.quiet);
+		json_decref(ok);
+		goto out;
+	}
+	if (decide_start(&run, &how, &err) < 0)
 		goto refused;
 	if (how == START_NOTHING_TO_DO) {
 		run.done = true;

@@ -45,15 +45,16 @@ int main(int argc, char **argv)
 	db = db_connect(&cfg, program.name, &err);
 	if (!db)
 		goto fail;
-	if (opt_status) {
+	/* --check-config: connect and report, like --status, changing nothing. */
+	if (opt_status || cfg.check_config) {
 		if (migrate_current_version(db, &from, &err) < 0)
 			goto fail;
-	} else if (migrate_apply(db, cfg.dry_run || opt_status, &from, &applied, &err) < 0) {
+	} else if (migrate_apply(db, cfg.dry_run, &from, &applied, &err) < 0) {
 		goto fail;
 	}
 
 	json_t *result = json_pack("{s:s, s:i, s:i, s:i, s:b}", "schema", cfg.schema, "from", from,
-				   "to", opt_status ? from : from + applied, "latest",
+				   "to", opt_status || cfg.check_config ? from : from + applied, "latest",
 				   migrate_latest_version(), "dryRun", cfg.dry_run);
 	json_object_set_new(result, "applied", json_integer(applied));
 	char *text = json_dumps(result, JSON_COMPACT);

@@ -59,7 +59,7 @@ static const char *member_text(const json_t *obj, const char *name, const char *
 	return json_is_string(v) ? json_string_value(v) : fallback;
 }
 
-int job_check_live(struct db *db, const char *status_key, const char *section, bool force,
+int job_check_live(struct db *db, const char *status_key, const char *section, bool take_over,
 		   bool *stale, struct cw_error *err)
 {
 	json_t *doc = NULL;
@@ -77,18 +77,32 @@ int job_check_live(struct db *db, const char *status_key, const char *section, b
 		json_decref(doc);
 		return -1;
 	}
-	/* No readable time: nobody can prove it alive, so it is stale. */
-	if (age < 0 || age >= JOB_STALE_AFTER_S || force) {
+	/* No readable time: nobody can prove it alive, so it counts as stale. */
+	const bool alive = age >= 0 && age < JOB_STALE_AFTER_S;
+	if (!alive && take_over) {
 		*stale = true;
 		json_decref(doc);
 		return 0;
 	}
-	cw_error_set(err, CW_EXIT_TEMPFAIL, "a %s run may still be running", section);
-	cw_error_detail(err, "Run %s (%s) updated %s.%s.lastUpdatedAt %.0f s ago; a run is "
-			     "presumed dead after %.0f s without an update.",
-			member_text(sec, "runId", "?"), member_text(sec, "runner", "runner unknown"),
-			status_key, section, age, JOB_STALE_AFTER_S);
-	cw_error_hint(err, "Wait, or take it over with --force-resume if you know it has stopped.");
+	if (alive) {
+		cw_error_set(err, CW_EXIT_TEMPFAIL, "a %s run may still be running", section);
+		cw_error_hint(err, "Wait for it. If you know it has stopped, run again with "
+				   "--force-resume once its lastUpdatedAt is over %.0f s old.",
+			      JOB_STALE_AFTER_S);
+	} else {
+		cw_error_set(err, CW_EXIT_TEMPFAIL, "a %s run stopped updating its progress",
+			     section);
+		cw_error_hint(err, "If that run has stopped, take it over with --force-resume: it "
+				   "resumes from the saved cursor.");
+	}
+	if (age >= 0)
+		cw_error_detail(err, "Run %s (%s) updated %s.%s.lastUpdatedAt %.0f s ago.",
+				member_text(sec, "runId", "?"),
+				member_text(sec, "runner", "runner unknown"), status_key, section, age);
+	else
+		cw_error_detail(err, "Run %s (%s) left %s.%s with no readable lastUpdatedAt.",
+				member_text(sec, "runId", "?"),
+				member_text(sec, "runner", "runner unknown"), status_key, section);
 	json_decref(doc);
 	return -1;
 }

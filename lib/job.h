@@ -34,13 +34,15 @@ char *job_new_run_id(struct db *db, struct cw_error *err);
 char *job_runner(void);
 
 /*
- * Refuse to start while the status section says another run is alive:
- * status "running" with lastUpdatedAt under JOB_STALE_AFTER_S seconds old.
- * Returns 0 when it may start (*stale is set when it takes over a run that
- * stopped updating), -1 with CW_EXIT_TEMPFAIL naming that run otherwise.
- * force skips the refusal (--force-resume).
+ * Refuse to start over a run the status section says is running: one whose
+ * lastUpdatedAt is under JOB_STALE_AFTER_S seconds old may be alive (its
+ * lock may sit behind a pooler, or its process on another machine); one
+ * that stopped updating is taken over only when the operator says so
+ * (take_over: --force-resume), since only a person can know it is dead.
+ * Returns 0 when this run may start (*stale is set when it takes one
+ * over), -1 with CW_EXIT_TEMPFAIL naming that run otherwise.
  */
-int job_check_live(struct db *db, const char *status_key, const char *section, bool force,
+int job_check_live(struct db *db, const char *status_key, const char *section, bool take_over,
 		   bool *stale, struct cw_error *err);
 
 #endif
