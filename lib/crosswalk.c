@@ -15,8 +15,6 @@ struct linker {
 	const char *run_id;
 	char *link_sql;
 	char *finish_sql;
-	char *keys;	/* jsonb parameter: B field names */
-	char *groups;	/* jsonb parameter: managed groups */
 	char *crosswalk_table; /* text parameter: the quoted table that owns the id sequence */
 };
 
@@ -56,8 +54,8 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
 /*
  * One statement per batch. The steps, as CTEs:
  *   b     the batch, with how often each email occurs in it
- *   m     how many A rows share each email (the session's lookup table)
- *   ma    the A row and its snapshot when exactly one matches
+ *   ma    from the session's lookup of A (store_build_lookup): how many A
+ *         rows share the email, and the row and its snapshot when just one
  *   o     the outcome per subscriber against existing crosswalk pins
  *         (lateral lookups: the planner guesses 100 rows for the batch and
  *         would otherwise hash the whole crosswalk once per batch;
@@ -76,21 +74,18 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
 static char *link_statement(struct db *db, struct store *store)
 {
 	const char *s = db_schema(db);
-	char *a_snap = store_snapshot_sql(store, "t", "m.email", 5, 6);
 	char *sql = xasprintf(
 		"WITH b AS ("
 		"  SELECT r.i AS b_id, r.e AS email, r.r AS raw, r.s AS snap, r.why,"
 		"         count(*) OVER (PARTITION BY r.e) AS n_b"
 		"  FROM pg_catalog.jsonb_to_recordset($1::jsonb)"
 		"       AS r(i text, e text, r text, s jsonb, why text)),"
-		" m AS ("
-		"  SELECT b.*, la.n_a, la.a_key FROM b"
-		"  LEFT JOIN LATERAL (SELECT count(*) AS n_a, (pg_catalog.array_agg(l.a_key))[1] AS a_key"
-		"    FROM pg_temp.cw_a_lookup l WHERE l.email = b.email) la ON b.email IS NOT NULL),"
 		" ma AS ("
-		"  SELECT m.b_id, m.email, m.raw, m.snap, m.why, m.n_b, m.n_a,"
-		"         t.%s::text AS a_id, CASE WHEN t.%s IS NOT NULL THEN %s END AS a_snap"
-		"  FROM m LEFT JOIN %s t ON m.n_a = 1 AND t.%s = m.a_key),"
+		"  SELECT b.b_id, b.email, b.raw, b.snap, b.why, b.n_b, la.n_a,"
+		"         CASE WHEN la.n_a = 1 THEN la.a_id END AS a_id,"
+		"         CASE WHEN la.n_a = 1 THEN la.a_snap END AS a_snap"
+		"  FROM b LEFT JOIN LATERAL (SELECT l.n_a, l.a_id, l.a_snap FROM pg_temp.cw_a_lookup l"
+		"    WHERE l.email = b.email LIMIT 1) la ON b.email IS NOT NULL),"
 		" o AS ("
 		"  SELECT ma.*, ce.id AS ce_id,"
 		"    CASE"
@@ -115,7 +110,7 @@ static char *link_statement(struct db *db, struct store *store)
 		"    WHERE x.b_id = ma.b_id LIMIT 1) cb ON true),"
 		" c AS ("
 		"  SELECT o.*, CASE WHEN o.outcome = 'new'"
-		"    THEN pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($7, 'id')) END AS new_id"
+		"    THEN pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($5, 'id')) END AS new_id"
 		"  FROM o),"
 		" ins_cw AS ("
 		"  INSERT INTO %s.integration_crosswalk (id, a_id, b_id, email) OVERRIDING SYSTEM VALUE"
@@ -147,9 +142,7 @@ static char *link_statement(struct db *db, struct store *store)
 		"   count(*) FILTER (WHERE outcome NOT IN ('new', 'linked', 'only_in_b')),"
 		"   (SELECT count(*) FROM ins_log)"
 		" FROM c",
-		store_key(store), store_key(store), a_snap, store_table(store), store_key(store), s, s,
-		s, s, s, s);
-	free(a_snap);
+		s, s, s, s, s, s);
 	return sql;
 }
 
@@ -168,7 +161,7 @@ static char *finish_statement(struct db *db)
 		"    CASE WHEN coalesce(l.email, '') = '' THEN 'empty email'"
 		"         WHEN pg_catalog.length(l.email) > %d THEN 'email longer than 254 characters'"
 		"         WHEN l.email !~ $4 THEN 'invalid email'"
-		"         WHEN count(*) OVER (PARTITION BY l.email) > 1 THEN 'duplicate email in A'"
+		"         WHEN l.n_a > 1 THEN 'duplicate email in A'"
 		"    END AS problem"
 		"  FROM pg_temp.cw_a_lookup l),"
 		" unlinked AS ("
@@ -196,7 +189,6 @@ struct linker *linker_new(struct db *db, struct store *store, const struct cw_co
 			  const char *program, const char *run_id)
 {
 	struct linker *linker = xcalloc(1, sizeof(*linker));
-	json_t *keys = store_field_keys(cfg), *groups = store_managed_groups(cfg);
 
 	linker->db = db;
 	linker->cfg = cfg;
@@ -205,10 +197,6 @@ struct linker *linker_new(struct db *db, struct store *store, const struct cw_co
 	linker->link_sql = link_statement(db, store);
 	linker->finish_sql = finish_statement(db);
 	linker->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
-	linker->keys = json_dumps(keys, JSON_COMPACT);
-	linker->groups = json_dumps(groups, JSON_COMPACT);
-	json_decref(keys);
-	json_decref(groups);
 	return linker;
 }
 
@@ -218,8 +206,6 @@ void linker_free(struct linker *linker)
 		return;
 	free(linker->link_sql);
 	free(linker->finish_sql);
-	free(linker->keys);
-	free(linker->groups);
 	free(linker->crosswalk_table);
 	free(linker);
 }
@@ -232,10 +218,9 @@ static long long column_ll(PGresult *res, int col)
 int linker_link_batch(struct linker *linker, const char *rows_json, struct link_counts *counts,
 		      struct cw_error *err)
 {
-	const char *params[] = { rows_json,	       linker->program, linker->run_id,
-				 linker->cfg->namespace, linker->keys,	  linker->groups,
+	const char *params[] = { rows_json, linker->program, linker->run_id, linker->cfg->namespace,
 				 linker->crosswalk_table };
-	PGresult *res = db_query_prepared(linker->db, "cw_link_batch", linker->link_sql, 7, params,
+	PGresult *res = db_query_prepared(linker->db, "cw_link_batch", linker->link_sql, 5, params,
 					  err);
 
 	if (!res)

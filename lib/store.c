@@ -161,21 +161,46 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows, stru
 {
 	char email_expr[256];
 	snprintf(email_expr, sizeof(email_expr), "t.%s", store->email);
-	char *build = xasprintf("CREATE TEMP TABLE cw_a_lookup AS "
-				"SELECT t.%s AS a_key, t.%s::text AS a_id, " RECORD_EMAIL_SQL("%s")
-				" AS email FROM %s t",
-				store->key, store->key, email_expr, store->table);
-	const char *steps[] = {
-		"DROP TABLE IF EXISTS pg_temp.cw_a_lookup",
-		build,
-		"CREATE INDEX ON pg_temp.cw_a_lookup (email)",
-		"ANALYZE pg_temp.cw_a_lookup",
-	};
-	int rc = 0;
+	/* CREATE TABLE AS takes no parameters: the shape first, then an INSERT
+	 * that reads the mapping's names from $1 and $2. */
+	char *create = xasprintf("CREATE TEMP TABLE cw_a_lookup AS "
+				 "SELECT t.%s AS a_key, NULL::text AS a_id, NULL::text AS email, "
+				 "0::bigint AS n_a, NULL::jsonb AS a_snap FROM %s t WITH NO DATA",
+				 store->key, store->table);
+	char *snap = store_snapshot_sql(store, "t", "n.email", 1, 2);
+	char *fill = xasprintf("INSERT INTO pg_temp.cw_a_lookup (a_key, a_id, email, n_a, a_snap) "
+			       "SELECT t.%s, t.%s::text, n.email, "
+			       "count(*) OVER (PARTITION BY n.email), %s "
+			       "FROM %s t CROSS JOIN LATERAL (SELECT " RECORD_EMAIL_SQL("%s")
+			       " AS email) n",
+			       store->key, store->key, snap, store->table, email_expr);
+	json_t *keys = store_field_keys(store->cfg), *groups = store_managed_groups(store->cfg);
+	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	const char *params[] = { keys_text, groups_text };
+	int rc = db_exec(db, "DROP TABLE IF EXISTS pg_temp.cw_a_lookup", 0, NULL, err);
 
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc == 0; i++)
-		rc = db_exec(db, steps[i], 0, NULL, err);
-	free(build);
+	if (rc == 0)
+		rc = db_exec(db, create, 0, NULL, err);
+	/* Prepared, so both parameters are declared even when the mapping
+	 * leaves one unused (no managed groups). */
+	PGresult *filled = rc == 0 ? db_query_prepared(db, "cw_lookup_fill", fill, 2, params, err)
+				   : NULL;
+	if (filled)
+		PQclear(filled);
+	else
+		rc = -1;
+	/* Statistics of the email column only: the snapshots are never searched. */
+	if (rc == 0)
+		rc = db_exec(db, "CREATE INDEX ON pg_temp.cw_a_lookup (email)", 0, NULL, err);
+	if (rc == 0)
+		rc = db_exec(db, "ANALYZE pg_temp.cw_a_lookup (email)", 0, NULL, err);
+	free(create);
+	free(snap);
+	free(fill);
+	free(keys_text);
+	free(groups_text);
+	json_decref(keys);
+	json_decref(groups);
 	if (rc < 0)
 		return -1;
 	PGresult *res = db_query(db, "SELECT count(*) FROM pg_temp.cw_a_lookup", 0, NULL, err);

@@ -25,10 +25,11 @@ void store_free(struct store *store);
 const char *store_table(const struct store *store);
 const char *store_key(const struct store *store);
 
-/* Build the session's lookup of A by normalized email:
- * pg_temp.cw_a_lookup (a_key <key's type>, a_id text, email text), indexed
- * by email. A temp table dies with the session: call again after a
- * reconnect. *rows is the number of A rows. */
+/* Build the session's lookup of A by normalized email, in one pass over
+ * the table: pg_temp.cw_a_lookup (a_key <key's type>, a_id text, email
+ * text, n_a bigint: the rows sharing that email, a_snap jsonb: the row's
+ * snapshot as of now), indexed by email. A temp table dies with the
+ * session: call again after a reconnect. *rows is the number of A rows. */
 int store_build_lookup(struct store *store, struct db *db, long long *rows,
 		       struct cw_error *err);
 
