@@ -8,6 +8,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "migrate.h"
+#include "result.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -57,12 +58,8 @@ int main(int argc, char **argv)
 				   "to", opt_status || cfg.check_config ? from : from + applied, "latest",
 				   migrate_latest_version(), "dryRun", cfg.dry_run);
 	json_object_set_new(result, "applied", json_integer(applied));
-	char *text = json_dumps(result, JSON_COMPACT);
+	status = result_emit(result, CW_EXIT_OK, cfg.quiet);
 	json_decref(result);
-	status = CW_EXIT_OK;
-	if (!cfg.quiet && cli_write_result(text) < 0)
-		status = CW_EXIT_IOERR;
-	free(text);
 	goto out;
 fail:
 	log_cw_error(&err);
