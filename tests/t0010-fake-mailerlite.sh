@@ -51,9 +51,14 @@ walk() {
         curl -q -g -sS -f -H @"$TRASH/auth.h" \
             "$ML_BASE/api/subscribers?limit=$1${walk_cursor_:+&cursor=$walk_cursor_}" \
             >page || return 1
-        jq -r '.data[].id' page >>ids || return 1
+        jq -r '.data[].id, "next=\(.meta.next_cursor // "")"' page >lines || return 1
         walk_pages_=$((walk_pages_ + 1))
-        walk_cursor_=$(jq -r '.meta.next_cursor // empty' page) || return 1
+        while IFS= read -r walk_line_; do
+            case $walk_line_ in
+            next=*) walk_cursor_=${walk_line_#next=} ;;
+            *) echo "$walk_line_" ;;
+            esac
+        done <lines >>ids
         test -n "$walk_cursor_" || break
         test "$walk_pages_" -lt 1000 || return 1
     done
@@ -76,6 +81,27 @@ test_expect_success 'a missing or wrong token gets 401 without rate headers' '
     code_is 401 &&
     header x-ratelimit-remaining >h &&
     test_must_be_empty h
+'
+
+test_lazy_prereq PROC_NET_TCP 'test -r /proc/net/tcp'
+
+test_expect_success PROC_NET_TCP 'it listens on 127.0.0.1 only' '
+    port_hex=$(printf "%04X" "$ML_PORT") &&
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        awk -v p="$port_hex" "\$4 == \"0A\" && \$2 ~ (\":\" p \"\$\") { print \$2 }" >listen &&
+    echo "0100007F:$port_hex" >expect &&
+    test_cmp expect listen
+'
+
+test_expect_success 'keep-alive answers come without a delayed-ACK stall' '
+    urls= && i=0 &&
+    while test $i -lt 20; do
+        urls="$urls $ML_BASE/api/subscribers?limit=5" && i=$((i + 1)) || return 1
+    done &&
+    curl -q -sS -H @"$TRASH/auth.h" -w "%{stderr}%{num_connects} %{time_total}\n" \
+        $urls >/dev/null 2>times &&
+    test_line_count = 20 times &&
+    awk "{ c += \$1; t += \$2 } END { exit !(c == 1 && t < 0.4) }" times
 '
 
 test_expect_success 'seed 2,500 subscribers' '
@@ -284,6 +310,16 @@ test_expect_success 'a batch answers in order and costs one rate unit' '
     test_json_eq body ".errors | keys" "[\"requests\"]"
 '
 
+test_expect_success 'a batch takes at most 50 requests and cannot nest' '
+    jq -cn "{requests: [range(51) | {method: \"GET\", path: \"api/groups\"}]}" >big.json &&
+    req POST /api/batch "$(cat big.json)" &&
+    code_is 422 &&
+    test_json_eq body ".errors | keys" "[\"requests\"]" &&
+    req POST /api/batch "{\"requests\":[{\"method\":\"POST\",\"path\":\"api/batch\",\"body\":{}},{\"method\":\"GET\",\"path\":\"subscribers\"}]}" &&
+    code_is 200 &&
+    test_json_eq body "[.responses[].code]" "[422,404]"
+'
+
 test_expect_success 'a batch of only POST api/subscribers counts against the import limit' '
     ml_control POST config "{\"import_limit\":2}" >out &&
     imp="{\"requests\":[{\"method\":\"POST\",\"path\":\"api/subscribers\",\"body\":{\"email\":\"imp@example.com\"}}]}" &&
@@ -327,8 +363,80 @@ test_expect_success 'fault: status, rate_limit, not_json, missing_member' '
     req GET /api/groups &&
     code_is 200 &&
     test_json_eq body "has(\"data\")" false &&
+    test_json_eq body "has(\"meta\")" true &&
     req GET /api/groups &&
     test_json_eq body "has(\"data\")" true
+'
+
+test_expect_success 'fault: missing_member takes a dotted path into the real answer' '
+    ml_control POST faults "{\"rules\":[
+        {\"path_prefix\":\"/api/subscribers\",\"kind\":\"missing_member\",\"member\":\"data.*.id\"},
+        {\"path_prefix\":\"/api/subscribers\",\"kind\":\"missing_member\",\"member\":\"meta.next_cursor\"},
+        {\"path_prefix\":\"/api/subscribers\",\"kind\":\"missing_member\",\"member\":\"data.1\"}]}" >out &&
+    test_json_eq out "[.rules[-3:][].member]" "[\"data.*.id\",\"meta.next_cursor\",\"data.1\"]" &&
+    req GET "/api/subscribers?limit=3" &&
+    code_is 200 &&
+    test_json_eq body "[.data[] | has(\"id\")]" "[false,false,false]" &&
+    test_json_eq body "[.data[] | has(\"email\")]" "[true,true,true]" &&
+    req GET "/api/subscribers?limit=3" &&
+    test_json_eq body ".meta | has(\"next_cursor\")" false &&
+    test_json_eq body ".meta.per_page" 3 &&
+    req GET "/api/subscribers?limit=3" &&
+    test_json_eq body ".data | length" 2 &&
+    req GET "/api/subscribers?limit=3" &&
+    test_json_eq body ".data | length" 3
+'
+
+test_expect_success 'fault: a 429 burst refuses N requests in a row, then lets them by' '
+    ml_control DELETE faults >out &&
+    ml_control POST faults "{\"rules\":[{\"kind\":\"rate_limit\",\"count\":3,\"retry_after\":120}]}" >out &&
+    for i in 1 2 3; do
+        req GET "/api/subscribers?limit=1" || return 1
+        code_is 429 || return 1
+        test "$(header retry-after)" = 120 || return 1
+        test "$(header x-ratelimit-remaining)" = 0 || return 1
+    done &&
+    req GET "/api/subscribers?limit=1" &&
+    code_is 200
+'
+
+test_expect_success 'fault: a status rule replaces the answer; the request is not carried out' '
+    ml_control DELETE faults >out &&
+    ml_control POST faults "{\"rules\":[{\"method\":\"POST\",\"path_prefix\":\"/api/subscribers\",\"kind\":\"status\",\"status\":500}]}" >out &&
+    req POST /api/subscribers "{\"email\":\"lost@example.com\"}" &&
+    code_is 500 &&
+    test_json_eq body .message "Server Error" &&
+    req GET /api/subscribers/lost@example.com &&
+    code_is 404
+'
+
+test_expect_success 'fault: with apply the write happens and the answer is lost' '
+    ml_control POST faults "{\"rules\":[
+        {\"method\":\"POST\",\"path_prefix\":\"/api/subscribers\",\"kind\":\"status\",\"status\":502,\"apply\":true,\"body\":\"<html>502 Bad Gateway</html>\"},
+        {\"method\":\"POST\",\"path_prefix\":\"/api/subscribers\",\"kind\":\"drop\",\"apply\":true}]}" >out &&
+    test_json_eq out "[.rules[-2:][].apply]" "[true,true]" &&
+    req POST /api/subscribers "{\"email\":\"applied@example.com\"}" &&
+    code_is 502 &&
+    header content-type >ct &&
+    test_grep "^text/html" ct &&
+    printf "<html>502 Bad Gateway</html>" >expect &&
+    test_cmp expect body &&
+    test_expect_code 52 curl -q -sS -o body -H @"$TRASH/auth.h" -H "Content-Type: application/json" \
+        --data-binary "{\"email\":\"dropped@example.com\"}" "$ML_BASE/api/subscribers" &&
+    req POST /api/subscribers "{\"email\":\"applied@example.com\"}" &&
+    code_is 200 &&
+    req POST /api/subscribers "{\"email\":\"dropped@example.com\"}" &&
+    code_is 200
+'
+
+test_expect_success 'fault: a status rule can send a body that is not an object' '
+    ml_control DELETE faults >out &&
+    ml_control POST faults "{\"rules\":[{\"path_prefix\":\"/api/subscribers\",\"kind\":\"status\",\"status\":422,\"body\":\"[\\\"nope\\\"]\"}]}" >out &&
+    req POST /api/subscribers "{\"email\":\"x@example.com\"}" &&
+    code_is 422 &&
+    header content-type >ct &&
+    test_grep "^application/json" ct &&
+    test_json_eq body . "[\"nope\"]"
 '
 
 test_expect_success 'fault: after and count; the list shows what is left' '
@@ -379,6 +487,36 @@ test_expect_success 'the request log records what was sent, and not the control 
     jq -e ".t > 1000000000" log >/dev/null
 '
 
+test_expect_success 'the log can keep request bodies, and be read from a sequence number' '
+    ml_control POST config "{\"log_bodies\":true}" >out &&
+    test_json_eq out .log_bodies true &&
+    ml_control DELETE log >out &&
+    req POST /api/subscribers "{ \"email\": \"logged@example.com\",
+        \"fields\": {\"name\": \"L\"} }" &&
+    code_is 201 &&
+    req POST /api/subscribers "not json" &&
+    code_is 422 &&
+    req GET /api/groups &&
+    ml_control GET log >log &&
+    test_line_count = 3 log &&
+    jq -c .body log >actual &&
+    cat >expect <<-\EOF &&
+	{"email":"logged@example.com","fields":{"name":"L"}}
+	"not json"
+	null
+	EOF
+    test_cmp expect actual &&
+    ml_control GET "log?since=2" >log &&
+    jq -c "[.seq,.path]" log >actual &&
+    echo "[3,\"/api/groups\"]" >expect &&
+    test_cmp expect actual &&
+    ml_control POST config "{\"log_bodies\":false}" >out &&
+    ml_control DELETE log >out &&
+    req POST /api/subscribers "{\"email\":\"logged@example.com\"}" &&
+    ml_control GET log >log &&
+    test_json_eq log "has(\"body\")" false
+'
+
 test_expect_success 'the B side can be dumped sorted by email' '
     ml_control GET subscribers >dump &&
     jq -r .email dump >emails &&
@@ -397,6 +535,47 @@ test_expect_success 'seeding takes a JSON array or JSON lines, with group names'
     req GET "/api/subscribers/s1@example.com" &&
     test_json_eq body "[.data.status,.data.created_at,.data.groups[0].name]" \
         "[\"bounced\",\"2020-01-02 03:04:05\",\"seeded\"]"
+'
+
+test_expect_success 'PUT cannot bring back a bounced or junk subscriber' '
+    req GET /api/subscribers/s1@example.com &&
+    s1=$(jq -r .data.id body) &&
+    req PUT "/api/subscribers/$s1" "{\"status\":\"active\"}" &&
+    code_is 200 &&
+    test_json_eq body .data.status bounced &&
+    ml_control POST edit "{\"email\":\"s2@example.com\",\"status\":\"junk\"}" >out &&
+    req PUT /api/subscribers/$(jq -r .data.id out) "{\"status\":\"active\"}" &&
+    test_json_eq body .data.status junk
+'
+
+test_expect_success 'edit changes a subscriber as a person would in the app' '
+    ml_control POST edit "{\"email\":\"user8@example.com\",\"add_groups\":[\"vip\",\"news\"]}" >out &&
+    test_json_eq out "[.data.groups[].name] | sort" "[\"news\",\"vip\"]" &&
+    ml_control POST edit "{\"email\":\"user8@example.com\",\"remove_groups\":[\"vip\",\"nosuch\"]}" >out &&
+    test_json_eq out "[.data.groups[].name]" "[\"news\"]" &&
+    id8=$(jq -r .data.id out) &&
+    ml_control POST edit "{\"id\":\"$id8\",\"new_email\":\"User8b@Example.com\",\"fields\":{\"city\":\"Riga\"},\"updated_at\":\"2030-01-02 03:04:05\"}" >out &&
+    req GET "/api/subscribers/$id8" &&
+    test_json_eq body "[.data.email,.data.fields.city,.data.updated_at]" \
+        "[\"user8b@example.com\",\"Riga\",\"2030-01-02 03:04:05\"]" &&
+    ml_control POST edit "{\"email\":\"user8b@example.com\",\"status\":\"unsubscribed\"}" >out &&
+    test_json_eq out ".data.unsubscribed_at | type" string &&
+    test_expect_code 22 curl -q -sS -f -o out -d "{\"email\":\"nobody@example.com\"}" \
+        "$ML_BASE/_control/edit"
+'
+
+test_expect_success 'a group walk lists active members unless filter[status] says otherwise' '
+    ml_control POST edit "{\"email\":\"user9@example.com\",\"add_groups\":[\"news\"]}" >out &&
+    req GET "/api/groups?filter%5Bname%5D=news" &&
+    news=$(jq -r ".data[0].id" body) &&
+    test_json_eq body ".data[0].active_count" 1 &&
+    test_json_eq body ".data[0].unsubscribed_count" 1 &&
+    req GET "/api/groups/$news/subscribers" &&
+    test_json_eq body "[.data[].email]" "[\"user9@example.com\"]" &&
+    req GET "/api/groups/$news/subscribers?filter%5Bstatus%5D=unsubscribed" &&
+    test_json_eq body "[.data[].email]" "[\"user8b@example.com\"]" &&
+    req GET "/api/groups/$news/subscribers?limit=0" &&
+    test_json_eq body . "{\"total\":1}"
 '
 
 test_expect_success 'hostile input does not bring it down' '
@@ -450,6 +629,19 @@ test_expect_success 'after --rate-limit 5 requests in a minute the next gets 429
     test "$retry" -ge 1 && test "$retry" -le 60 &&
     test "$(header x-ratelimit-remaining)" = 0 &&
     ml_control GET health >out
+'
+
+test_expect_success 'by default: 120 a minute, a page cap of 1000 (clamped), X-Version ignored' '
+    start_emulator &&
+    ml_control GET config >out &&
+    test_json_eq out "[.rate_limit,.import_limit,.page_cap,.page_cap_mode,.log_bodies]" \
+        "[120,5,1000,\"clamp\",false]" &&
+    curl -q -g -sS -o body -D headers -w "%{http_code}" -H @"$TRASH/auth.h" \
+        -H "X-Version: 2038-01-19" "$ML_BASE/api/subscribers?limit=5000" >code &&
+    code_is 200 &&
+    test_json_eq body .meta.per_page 1000 &&
+    test "$(header x-ratelimit-limit)" = 120 &&
+    test "$(header x-ratelimit-remaining)" = 119
 '
 
 test_expect_success 'SIGTERM stops it with status 0' '

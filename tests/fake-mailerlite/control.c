@@ -58,6 +58,8 @@ static void render_config(struct server *srv, struct reply *r)
 	jw_i64(&w, srv->cfg.rate_limit);
 	jw_key(&w, "import_limit");
 	jw_i64(&w, srv->cfg.import_limit);
+	jw_key(&w, "log_bodies");
+	jw_bool(&w, srv->cfg.log_bodies);
 	jw_key(&w, "token");
 	jw_str(&w, srv->cfg.token);
 	jw_obj_end(&w);
@@ -95,6 +97,13 @@ static void post_config(struct server *srv, const json_t *b, struct reply *r)
 			c.page_cap_reject = 1;
 		else
 			verrs_add(&v, "page_cap_mode", "The page_cap_mode must be clamp or reject.");
+	}
+	json_t *lb = json_object_get(b, "log_bodies");
+	if (lb) {
+		if (!json_is_boolean(lb))
+			verrs_add(&v, "log_bodies", "The log_bodies must be true or false.");
+		else
+			c.log_bodies = json_is_true(lb);
 	}
 	json_t *t = json_object_get(b, "token");
 	if (t) {
@@ -185,14 +194,16 @@ static uint32_t group_by_name(struct store *s, const char *name, int64_t now)
 	return g >= 0 ? (uint32_t)g : store_group_create(s, name, now);
 }
 
-static void check_group_names(const json_t *groups, const char *prefix, struct verrs *v)
+/* Checks a member (prefix + name) that must be an array of group names. */
+static void check_group_names(const json_t *groups, const char *prefix, const char *name,
+			      struct verrs *v)
 {
 	char key[96];
 	if (!groups || json_is_null(groups))
 		return;
 	if (!json_is_array(groups)) {
-		snprintf(key, sizeof key, "%sgroups", prefix);
-		verrs_add(v, key, "The groups must be an array of group names.");
+		snprintf(key, sizeof key, "%s%s", prefix, name);
+		verrs_add(v, key, "The %s must be an array of group names.", name);
 		return;
 	}
 	size_t i;
@@ -200,9 +211,10 @@ static void check_group_names(const json_t *groups, const char *prefix, struct v
 	json_array_foreach(groups, i, g)
 	{
 		if (!json_is_string(g) || !json_string_value(g)[0] ||
+		    strlen(json_string_value(g)) != json_string_length(g) ||
 		    utf8_chars(json_string_value(g), strlen(json_string_value(g))) > 255) {
-			snprintf(key, sizeof key, "%sgroups.%zu", prefix, i);
-			verrs_add(v, key, "The %sgroups.%zu must be a group name.", prefix, i);
+			snprintf(key, sizeof key, "%s%s.%zu", prefix, name, i);
+			verrs_add(v, key, "The %s%s.%zu must be a group name.", prefix, name, i);
 		}
 	}
 }
@@ -261,7 +273,7 @@ static void seed_validate(struct store *s, const json_t *it, size_t idx, struct 
 		verrs_add(v, key, "The selected %sstatus is invalid.", prefix);
 	}
 	fields_validate(s, json_object_get(it, "fields"), prefix, v);
-	check_group_names(json_object_get(it, "groups"), prefix, v);
+	check_group_names(json_object_get(it, "groups"), prefix, "groups", v);
 	for (size_t i = 0; i < sizeof seed_times / sizeof *seed_times; i++) {
 		int64_t t;
 		int present;
@@ -475,7 +487,7 @@ static void generate(struct server *srv, const json_t *b, struct reply *r)
 	}
 	if (js && (!json_is_string(js) || (status = status_parse(json_string_value(js))) < 0))
 		verrs_add(&v, "status", "The selected status is invalid.");
-	check_group_names(jg, "", &v);
+	check_group_names(jg, "", "groups", &v);
 	struct gen_field gf[FIELDS_MAX];
 	size_t ngf = 0;
 	if (jfl && !json_is_null(jfl)) {
@@ -601,13 +613,16 @@ static void edit(struct server *srv, const json_t *b, struct reply *r)
 	struct verrs v;
 	verrs_init(&v);
 	json_t *js = json_object_get(b, "status"), *jg = json_object_get(b, "groups"),
-	       *jn = json_object_get(b, "new_email");
+	       *jn = json_object_get(b, "new_email"), *ja = json_object_get(b, "add_groups"),
+	       *jr = json_object_get(b, "remove_groups");
 	int status = -1;
 	if (js && !json_is_null(js) &&
 	    (!json_is_string(js) || (status = status_parse(json_string_value(js))) < 0))
 		verrs_add(&v, "status", "The selected status is invalid.");
 	fields_validate(s, json_object_get(b, "fields"), "", &v);
-	check_group_names(jg, "", &v);
+	check_group_names(jg, "", "groups", &v);
+	check_group_names(ja, "", "add_groups", &v);
+	check_group_names(jr, "", "remove_groups", &v);
 	char *ne = NULL;
 	if (jn && !json_is_null(jn)) {
 		ne = json_is_string(jn) ? email_normalize(json_string_value(jn)) : NULL;
@@ -634,6 +649,16 @@ static void edit(struct server *srv, const json_t *b, struct reply *r)
 	fields_apply(s, (uint32_t)slot, json_object_get(b, "fields"));
 	if (json_is_array(jg))
 		set_groups_by_name(s, (uint32_t)slot, jg, now);
+	size_t i;
+	json_t *g;
+	json_array_foreach(ja, i, g)
+		store_group_add(s, (uint32_t)slot, group_by_name(s, json_string_value(g), now));
+	json_array_foreach(jr, i, g)
+	{
+		long gs = store_group_find_name(s, json_string_value(g));
+		if (gs >= 0)
+			store_group_remove(s, (uint32_t)slot, (uint32_t)gs);
+	}
 	if (ne)
 		store_set_email(s, (uint32_t)slot, ne);
 	free(ne);
@@ -725,7 +750,6 @@ void control_handle(struct server *srv, const char *method, const char *path,
 		    const struct query *q, const char *body, size_t len, const char *content_type,
 		    struct reply *r)
 {
-	(void)q;
 	const char *name = path + strlen("/_control");
 	while (*name == '/')
 		name++;
@@ -762,9 +786,15 @@ void control_handle(struct server *srv, const char *method, const char *path,
 	} else if (strcmp(n, "subscribers") == 0) {
 		post_subscribers(srv, body, len, content_type, r);
 	} else if (strcmp(n, "log") == 0 && get) {
+		const char *ss = query_get(q, "since");
+		uint64_t since = 0;
+		if (ss && *ss && parse_u64(ss, &since)) {
+			reply_invalid(r, "since", "The since must be a sequence number.");
+			return;
+		}
 		struct jw w;
 		jw_init(&w, srv->log.n < 65536 ? srv->log.n * 200 + 64 : 16 << 20);
-		reqlog_render(&srv->log, &w);
+		reqlog_render(&srv->log, &w, since);
 		reply_jw(r, 200, &w);
 		r->content_type = "application/x-ndjson";
 	} else if (strcmp(n, "log") == 0) {

@@ -17,11 +17,26 @@ void faults_init(struct faults *f)
 	f->n = f->cap = 0;
 }
 
+static void rule_release(struct fault_rule *r)
+{
+	free(r->path_prefix);
+	free(r->member);
+	free(r->body);
+	r->path_prefix = r->member = r->body = NULL;
+}
+
 void faults_clear(struct faults *f)
 {
 	for (size_t i = 0; i < f->n; i++)
-		free(f->rules[i].path_prefix);
+		rule_release(&f->rules[i]);
 	f->n = 0;
+}
+
+void fault_action_release(struct fault_action *a)
+{
+	free(a->member);
+	free(a->body);
+	a->member = a->body = NULL;
 }
 
 void faults_release(struct faults *f)
@@ -102,12 +117,35 @@ static int parse_rule(const json_t *r, size_t idx, struct fault_rule *out, char 
 	    get_int(r, "status", 100, 599, &status, idx, err, errlen) ||
 	    get_int(r, "retry_after", 0, 86400, &retry, idx, err, errlen))
 		return -1;
+	json_t *ap = json_object_get(r, "apply"), *mb = json_object_get(r, "member"),
+	       *bd = json_object_get(r, "body");
+	if (ap && !json_is_null(ap) && !json_is_boolean(ap)) {
+		snprintf(err, errlen, "rules.%zu.apply must be true or false", idx);
+		return -1;
+	}
+	if (mb && !json_is_null(mb) &&
+	    (!json_is_string(mb) || !json_string_value(mb)[0] ||
+	     strlen(json_string_value(mb)) != json_string_length(mb))) {
+		snprintf(err, errlen, "rules.%zu.member must be a dotted path such as data.*.id",
+			 idx);
+		return -1;
+	}
+	if (bd && !json_is_null(bd) &&
+	    (!json_is_string(bd) || strlen(json_string_value(bd)) != json_string_length(bd))) {
+		snprintf(err, errlen, "rules.%zu.body must be a string", idx);
+		return -1;
+	}
 	out->after = after;
 	out->count = count;
 	out->ms = (int)ms;
 	out->status = (int)status;
 	out->retry_after = (int)retry;
+	out->apply = json_is_true(ap);
 	out->path_prefix = xstrdup(json_is_string(p) ? json_string_value(p) : "");
+	if (out->kind == FAULT_MISSING_MEMBER)
+		out->member = xstrdup(json_is_string(mb) ? json_string_value(mb) : "data");
+	if (out->kind == FAULT_STATUS && json_is_string(bd))
+		out->body = xstrdup(json_string_value(bd));
 	return 0;
 }
 
@@ -123,7 +161,7 @@ int faults_add(struct faults *f, const json_t *body, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		if (parse_rule(json_array_get(rules, i), i, &tmp[i], err, errlen)) {
 			for (size_t j = 0; j < i; j++)
-				free(tmp[j].path_prefix);
+				rule_release(&tmp[j]);
 			free(tmp);
 			return -1;
 		}
@@ -159,7 +197,55 @@ void faults_match(struct faults *f, const char *method, const char *path,
 		out->ms = r->ms;
 		out->status = r->status;
 		out->retry_after = r->retry_after;
+		out->apply = r->apply;
+		out->member = r->member ? xstrdup(r->member) : NULL;
+		out->body = r->body ? xstrdup(r->body) : NULL;
 	}
+}
+
+int fault_remove_member(json_t *v, const char *path)
+{
+	const char *dot = strchr(path, '.');
+	size_t n = dot ? (size_t)(dot - path) : strlen(path);
+	const char *rest = dot ? dot + 1 : NULL;
+	char key[256];
+	int removed = 0;
+	if (n >= sizeof key || (rest && !*rest))
+		return 0;
+	memcpy(key, path, n);
+	key[n] = '\0';
+	int all = strcmp(key, "*") == 0;
+	if (json_is_object(v)) {
+		if (all && rest) {
+			const char *k;
+			json_t *m;
+			json_object_foreach(v, k, m)
+				removed |= fault_remove_member(m, rest);
+		} else if (all) {
+			removed = json_object_size(v) > 0;
+			json_object_clear(v);
+		} else if (rest) {
+			json_t *m = json_object_get(v, key);
+			removed = m ? fault_remove_member(m, rest) : 0;
+		} else {
+			removed = json_object_del(v, key) == 0;
+		}
+	} else if (json_is_array(v)) {
+		uint64_t idx = 0;
+		if (all && rest) {
+			for (size_t i = 0; i < json_array_size(v); i++)
+				removed |= fault_remove_member(json_array_get(v, i), rest);
+		} else if (all) {
+			removed = json_array_size(v) > 0;
+			json_array_clear(v);
+		} else if (parse_u64(key, &idx) == 0 && idx < json_array_size(v)) {
+			if (rest)
+				removed = fault_remove_member(json_array_get(v, (size_t)idx), rest);
+			else
+				removed = json_array_remove(v, (size_t)idx) == 0;
+		}
+	}
+	return removed;
 }
 
 void faults_render(const struct faults *f, struct jw *w)
@@ -188,13 +274,23 @@ void faults_render(const struct faults *f, struct jw *w)
 		case FAULT_STATUS:
 			jw_key(w, "status");
 			jw_i64(w, r->status);
+			jw_key(w, "body");
+			jw_str_or_null(w, r->body);
 			break;
 		case FAULT_RATE_LIMIT:
 			jw_key(w, "retry_after");
 			jw_i64(w, r->retry_after);
 			break;
+		case FAULT_MISSING_MEMBER:
+			jw_key(w, "member");
+			jw_str(w, r->member);
+			break;
 		default:
 			break;
+		}
+		if (r->kind == FAULT_STATUS || r->kind == FAULT_DROP || r->kind == FAULT_NOT_JSON) {
+			jw_key(w, "apply");
+			jw_bool(w, r->apply);
 		}
 		jw_key(w, "matched");
 		jw_i64(w, r->seen);

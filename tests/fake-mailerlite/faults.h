@@ -28,6 +28,9 @@ struct fault_rule {
 	int ms;
 	int status;
 	int retry_after;
+	int apply;    /* status, drop, not_json: carry the request out first */
+	char *member; /* missing_member: dotted path to remove ("data") */
+	char *body;   /* status: the body to send, or NULL for {"message":...} */
 	long long seen;	   /* matching requests so far */
 	long long applied; /* times it fired */
 };
@@ -38,13 +41,18 @@ struct faults {
 	size_t cap;
 };
 
-/* What to do to one request. */
+/* What to do to one request; strings are owned (fault_action_release). */
 struct fault_action {
 	enum fault_kind kind;
 	int ms;
 	int status;
 	int retry_after;
+	int apply; /* the request is carried out before the broken answer */
+	char *member;
+	char *body;
 };
+
+void fault_action_release(struct fault_action *a);
 
 void faults_init(struct faults *f);
 void faults_release(struct faults *f);
@@ -62,6 +70,12 @@ int faults_add(struct faults *f, const json_t *body, char *err, size_t errlen);
  */
 void faults_match(struct faults *f, const char *method, const char *path,
 		  struct fault_action *out);
+/*
+ * Removes the member at a dotted path from v (borrowed): "data",
+ * "meta.next_cursor", "data.0.id", "data.*.email" ("*": every element or
+ * member). Returns 1 when something was removed.
+ */
+int fault_remove_member(json_t *v, const char *path);
 /* {"rules":[... with "matched" and "remaining"]} */
 void faults_render(const struct faults *f, struct jw *w);
 

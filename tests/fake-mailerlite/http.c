@@ -183,20 +183,72 @@ static void rate_headers(struct server *srv, struct reply *rep, double now, int 
 		zero ? 0 : ratewin_remaining(&srv->rate, (int)srv->cfg.rate_limit, now);
 }
 
+/* The normal answer to a routed, authorized request. */
+static void answer(struct server *srv, const struct route *rt, const char *method,
+		   const char *query, const json_t *body, int bad_body, struct reply *rep)
+{
+	if (bad_body) {
+		reply_text(rep, 422, "application/json",
+			   "{\"message\":\"The given data was invalid.\",\"errors\":"
+			   "{\"body\":[\"The request body must be a JSON object.\"]}}");
+		return;
+	}
+	struct query q;
+	query_parse(&q, query);
+	api_handle(srv, rt, method, &q, body, SRC_API, rep);
+	query_release(&q);
+}
+
+/* The missing_member fault: the real answer without the member at path. */
+static void drop_member(struct reply *rep, const char *path)
+{
+	json_t *v = rep->len ? json_loadb(rep->body, rep->len, 0, NULL) : NULL;
+	if (!v)
+		return;
+	if (fault_remove_member(v, path)) {
+		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text) {
+			free(rep->body);
+			rep->body = text;
+			rep->len = strlen(text);
+		}
+	}
+	json_decref(v);
+}
+
+/* Keeps the request's body in its log entry, re-serialized on one line when it is JSON. */
+static void log_body(struct server *srv, struct reqlog_ref ref, const struct req *r,
+		     const json_t *parsed)
+{
+	json_t *v = parsed ? json_incref((json_t *)parsed) : json_loadb(r->body, r->len, 0, NULL);
+	char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	if (text)
+		reqlog_set_body(&srv->log, ref, text, strlen(text), 1);
+	else
+		reqlog_set_body(&srv->log, ref, r->body, r->len, 0);
+	free(text);
+	json_decref(v);
+}
+
 /*
  * The flow of one API request, in the order the real service seems to
  * apply it: route (404/405 before anything), token (401, not counted),
  * rate window (429, not counted), import window for import batches,
- * faults, then the request is counted and answered.
+ * faults, then the request is counted and answered. A fault either
+ * replaces the answer (status, drop, not_json: the request is not carried
+ * out unless the rule says "apply") or spoils the real one (latency,
+ * truncate, missing_member).
  */
 static void serve_api(struct server *srv, struct MHD_Connection *c, struct req *r,
 		      const char *method, const char *path, const char *query, struct reply *rep)
 {
 	struct route rt;
 	json_t *body = NULL;
-	int batch = -1, import = 0;
+	int batch = -1, import = 0, bad_body = 0;
 	enum fault_kind fault = FAULT_NONE;
+	struct fault_action act;
 
+	memset(&act, 0, sizeof act);
 	pthread_mutex_lock(&srv->lock);
 	srv->requests++;
 	struct reqlog_ref ref = reqlog_begin(&srv->log, method, path, query, clock_wall());
@@ -217,7 +269,6 @@ static void serve_api(struct server *srv, struct MHD_Connection *c, struct req *
 		rate_headers(srv, rep, now, 1);
 		goto done;
 	}
-	int bad_body = 0;
 	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
 		size_t i = 0;
 		while (i < r->len && strchr(" \t\r\n", r->body[i]))
@@ -239,7 +290,6 @@ static void serve_api(struct server *srv, struct MHD_Connection *c, struct req *
 			goto done;
 		}
 	}
-	struct fault_action act;
 	faults_match(&srv->faults, method, path, &act);
 	fault = act.kind;
 	if (fault == FAULT_RATE_LIMIT) {
@@ -258,9 +308,19 @@ static void serve_api(struct server *srv, struct MHD_Connection *c, struct req *
 		sleep_ms(act.ms);
 		pthread_mutex_lock(&srv->lock);
 	}
+	int replaced = fault == FAULT_STATUS || fault == FAULT_DROP || fault == FAULT_NOT_JSON;
+	if (!replaced || act.apply)
+		answer(srv, &rt, method, query, body, bad_body, rep);
 	switch (fault) {
 	case FAULT_STATUS:
-		reply_message(rep, act.status, act.status >= 500 ? "Server Error" : "Error");
+		if (act.body) {
+			json_t *probe = json_loads(act.body, JSON_DECODE_ANY, NULL);
+			reply_text(rep, act.status,
+				   probe ? "application/json" : "text/html; charset=UTF-8", act.body);
+			json_decref(probe);
+		} else {
+			reply_message(rep, act.status, act.status >= 500 ? "Server Error" : "Error");
+		}
 		break;
 	case FAULT_DROP:
 		rep->mode = REPLY_DROP;
@@ -273,28 +333,22 @@ static void serve_api(struct server *srv, struct MHD_Connection *c, struct req *
 			   "</body></html>\n");
 		break;
 	case FAULT_MISSING_MEMBER:
-		reply_text(rep, 200, "application/json", "{\"status\":\"ok\",\"meta\":{}}");
+		drop_member(rep, act.member);
+		break;
+	case FAULT_TRUNCATE:
+		rep->mode = REPLY_TRUNCATE;
 		break;
 	default:
-		if (bad_body) {
-			reply_text(rep, 422, "application/json",
-				   "{\"message\":\"The given data was invalid.\",\"errors\":"
-				   "{\"body\":[\"The request body must be a JSON object.\"]}}");
-		} else {
-			struct query q;
-			query_parse(&q, query);
-			api_handle(srv, &rt, method, &q, body, SRC_API, rep);
-			query_release(&q);
-		}
-		if (fault == FAULT_TRUNCATE)
-			rep->mode = REPLY_TRUNCATE;
 		break;
 	}
 done:
+	if (srv->cfg.log_bodies && r->len)
+		log_body(srv, ref, r, body);
 	reqlog_finish(&srv->log, ref, rep->mode == REPLY_DROP ? 0 : rep->status, fault, batch,
 		      import);
 	pthread_mutex_unlock(&srv->lock);
 	api_route_release(&rt);
+	fault_action_release(&act);
 	json_decref(body);
 }
 

@@ -1,6 +1,7 @@
 /* fake-mailerlite: options, signals and the life of the MailerLite API emulator process. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,7 +21,8 @@ static const char usage_text[] =
 	"\n"
 	"Usage: fake-mailerlite [--port N] [--port-file FILE] [--token TOKEN]\n"
 	"                       [--page-cap N] [--page-cap-mode clamp|reject]\n"
-	"                       [--rate-limit N] [--import-limit N] [--quiet]\n"
+	"                       [--rate-limit N] [--import-limit N] [--log-bodies]\n"
+	"                       [--quiet]\n"
 	"\n"
 	"Options:\n"
 	"  --port N             port on 127.0.0.1 (default 0: pick a free one)\n"
@@ -30,13 +32,19 @@ static const char usage_text[] =
 	"  --page-cap-mode M    clamp (default) or reject a larger limit with 422\n"
 	"  --rate-limit N       requests per 60 s (default 120, 0 = off)\n"
 	"  --import-limit N     import batches per 60 s (default 5, 0 = off)\n"
+	"  --log-bodies         keep each API request's body in the request log\n"
 	"  --quiet              print nothing but errors\n"
 	"  --help               show this help and exit\n";
 
-static void usage_error(const char *fmt, const char *arg)
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...)
 {
+	va_list ap;
 	fputs("fake-mailerlite: error: ", stderr);
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputs("\nfake-mailerlite: hint: Try \"fake-mailerlite --help\" for more information.\n",
 	      stderr);
 	exit(EXIT_USAGE);
@@ -45,11 +53,8 @@ static void usage_error(const char *fmt, const char *arg)
 static long num_arg(const char *opt, const char *arg, long min, long max)
 {
 	long long v;
-	if (parse_ll(arg, min, max, &v) != 0) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "invalid value for %s: \"%%s\" (%ld..%ld)", opt, min, max);
-		usage_error(msg, arg);
-	}
+	if (parse_ll(arg, min, max, &v) != 0)
+		usage_error("invalid value for %s: \"%s\" (%ld..%ld)", opt, arg, min, max);
 	return (long)v;
 }
 
@@ -86,6 +91,7 @@ int main(int argc, char **argv)
 		{"page-cap-mode", required_argument, NULL, 'm'},
 		{"rate-limit", required_argument, NULL, 'r'},
 		{"import-limit", required_argument, NULL, 'i'},
+		{"log-bodies", no_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -131,6 +137,9 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			cfg.import_limit = num_arg("--import-limit", optarg, 0, 1000000);
+			break;
+		case 'b':
+			cfg.log_bodies = 1;
 			break;
 		case 'q':
 			quiet = 1;

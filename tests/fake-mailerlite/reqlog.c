@@ -20,6 +20,7 @@ void reqlog_clear(struct reqlog *l)
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->e[i].path);
 		free(l->e[i].query);
+		free(l->e[i].body);
 	}
 	l->n = 0;
 	l->next_seq = 1;
@@ -67,9 +68,23 @@ void reqlog_finish(struct reqlog *l, struct reqlog_ref ref, int status, enum fau
 	e->import = import;
 }
 
-void reqlog_render(const struct reqlog *l, struct jw *w)
+void reqlog_set_body(struct reqlog *l, struct reqlog_ref ref, const char *body, size_t len,
+		     int is_json)
 {
-	for (size_t i = 0; i < l->n; i++) {
+	if (ref.gen != l->gen || ref.idx >= l->n)
+		return;
+	struct logent *e = &l->e[ref.idx];
+	free(e->body);
+	e->body = xstrndup(body, len);
+	e->body_len = len;
+	e->body_json = is_json;
+}
+
+void reqlog_render(const struct reqlog *l, struct jw *w, uint64_t since)
+{
+	/* seq is the position + 1, so the first entry wanted is found at once. */
+	size_t from = since < l->n ? (size_t)since : l->n;
+	for (size_t i = from; i < l->n; i++) {
 		const struct logent *e = &l->e[i];
 		char t[32];
 		int tn = snprintf(t, sizeof t, "%.6f", e->t);
@@ -98,6 +113,13 @@ void reqlog_render(const struct reqlog *l, struct jw *w)
 			jw_null(w);
 		jw_key(w, "import");
 		jw_bool(w, e->import);
+		if (e->body) {
+			jw_key(w, "body");
+			if (e->body_json)
+				jw_raw(w, e->body, e->body_len);
+			else
+				jw_strn(w, e->body, e->body_len);
+		}
 		jw_obj_end(w);
 		jw_newline(w);
 	}

@@ -18,6 +18,9 @@ struct logent {
 	enum fault_kind fault;
 	int batch; /* inner request count, -1 when not a batch */
 	int import;
+	char *body; /* the request body when bodies are logged, else NULL */
+	size_t body_len;
+	int body_json; /* body is one line of JSON, rendered as a value */
 };
 
 struct reqlog {
@@ -42,7 +45,10 @@ struct reqlog_ref reqlog_begin(struct reqlog *l, const char *method, const char 
 			       const char *query, double t);
 void reqlog_finish(struct reqlog *l, struct reqlog_ref ref, int status, enum fault_kind fault,
 		   int batch, int import);
-/* JSON lines. */
-void reqlog_render(const struct reqlog *l, struct jw *w);
+/* Keeps a copy of the request body (JSON text when is_json, else any bytes). */
+void reqlog_set_body(struct reqlog *l, struct reqlog_ref ref, const char *body, size_t len,
+		     int is_json);
+/* JSON lines, the entries with seq > since. */
+void reqlog_render(const struct reqlog *l, struct jw *w, uint64_t since);
 
 #endif

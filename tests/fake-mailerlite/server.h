@@ -19,6 +19,7 @@ struct config {
 	int page_cap_reject; /* 0: clamp, 1: reject */
 	long rate_limit;     /* requests per 60 s, 0: off */
 	long import_limit;   /* import batches per 60 s, 0: off */
+	int log_bodies;	     /* keep request bodies in the log */
 };
 
 /*
