@@ -73,10 +73,46 @@ static struct feed_page *make_page(struct pagefeed *feed, const char *cursor, co
 	return page;
 }
 
+/*
+ * A walk must move forward: each page newer-to-older, below the last id of
+ * the page before, and never naming its own cursor as the next one. A
+ * server that breaks this would otherwise be walked for ever, and its
+ * looping cursor saved for the next run to loop on too.
+ */
+static int check_progress(const struct feed_page *page, const char *cursor, const char *lowest_id,
+			  struct cw_error *err)
+{
+	if (cursor && page->next_cursor && !strcmp(cursor, page->next_cursor))
+		return cw_error_set(err, CW_EXIT_UNAVAILABLE,
+				    "the API named a page's own cursor as its next page");
+	for (size_t i = 0; i < page->nrows; i++) {
+		const char *bound = i ? page->rows[i - 1].id : lowest_id;
+		if (bound && record_id_cmp(page->rows[i].id, bound) >= 0) {
+			cw_error_set(err, CW_EXIT_UNAVAILABLE,
+				     "the API listed id %.24s after id %.24s, out of the newest-first "
+				     "order a cursor walk needs",
+				     page->rows[i].id, bound);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void feed_fail(struct pagefeed *feed, const struct cw_error *err)
+{
+	pthread_mutex_lock(&feed->lock);
+	feed->failed = 1;
+	feed->err = *err;
+	feed->finished = true;
+	pthread_cond_broadcast(&feed->changed);
+	pthread_mutex_unlock(&feed->lock);
+}
+
 static void *feed_main(void *arg)
 {
 	struct pagefeed *feed = arg;
 	char *cursor = feed->start_cursor ? xstrdup(feed->start_cursor) : NULL;
+	char *lowest_id = NULL;
 	bool first = true;
 
 	for (;;) {
@@ -94,12 +130,7 @@ static void *feed_main(void *arg)
 		struct cw_error err;
 		cw_error_clear(&err);
 		if (feed->opts.fetch(feed->opts.fetch_arg, cursor, &root, &items, &next, &err) < 0) {
-			pthread_mutex_lock(&feed->lock);
-			feed->failed = 1;
-			feed->err = err;
-			feed->finished = true;
-			pthread_cond_broadcast(&feed->changed);
-			pthread_mutex_unlock(&feed->lock);
+			feed_fail(feed, &err);
 			break;
 		}
 		/* The page owns next once queued, and the job may free it at
@@ -108,6 +139,16 @@ static void *feed_main(void *arg)
 		struct feed_page *page = make_page(feed, cursor, items, next, first);
 		json_decref(root);
 		first = false;
+		if (check_progress(page, cursor, lowest_id, &err) < 0) {
+			feed_page_free(page);
+			free(following);
+			feed_fail(feed, &err);
+			break;
+		}
+		if (page->nrows) {
+			free(lowest_id);
+			lowest_id = xstrdup(page->rows[page->nrows - 1].id);
+		}
 
 		pthread_mutex_lock(&feed->lock);
 		feed->queue[(feed->head + feed->count) % (size_t)feed->opts.depth] = page;
@@ -123,6 +164,7 @@ static void *feed_main(void *arg)
 			break;
 	}
 	free(cursor);
+	free(lowest_id);
 	return NULL;
 }
 
