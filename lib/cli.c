@@ -104,9 +104,11 @@ int cli_start(struct cw_config *cfg, const struct cfg_program *prog, int argc, c
 	case CONFIG_OK:
 		break;
 	}
-	char **rest = config_rest(&nrest);
+	config_rest(&nrest);
 	if (nrest > 0 && !takes_args) {
-		log_error("too many command-line arguments (first is \"%s\")", rest[0]);
+		/* Not echoed: a token pasted by mistake must not reach a log. */
+		log_error("%s takes no arguments, and %d %s given", prog->name, nrest,
+			  nrest == 1 ? "was" : "were");
 		log_hint("Try \"%s --help\" for more information.", prog->name);
 		return CW_EXIT_USAGE;
 	}

@@ -978,6 +978,12 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 	for (size_t i = 0; i < nvalues; i++)
 		if (is_config_option(option_at(prog, values[i].index)))
 			file = values[i].value;
+	if (file && !*file) {
+		cw_error_set(err, CW_EXIT_USAGE, "option \"--config\" needs a file name, not \"\"");
+		cw_error_hint(err, "Try \"%s --help\" for more information.", prog->name);
+		outcome = CONFIG_ERROR;
+		goto done;
+	}
 	if (!file)
 		file = getenv("CROSSWALK_CONFIG");
 	if (!file || !*file)
