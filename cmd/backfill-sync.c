@@ -30,6 +30,7 @@
 #include <string.h>
 
 #define JOB "backfill"
+#define NOTHING_TO_DO "the backfill has completed already; --restart runs it again"
 #define PAGE_CAP_KEY "mailerlite_page_cap"
 /* A batch that fails on a deadlock, a serialization failure or a
  * concurrent insert of the same link is tried again this many times. */
@@ -351,6 +352,9 @@ static int begin_run(struct run *run, enum start how, struct cw_error *err)
 	if (cfg->dry_run && db_begin(run->db, err) < 0)
 		return -1;
 	if (save_status(run, "running", "linking", stamp_update, err) < 0 ||
+	    (!cfg->dry_run &&
+	     job_log(run->db, program.name, run->run_id, cfg->namespace, "info",
+		     how == START_FRESH ? "job_started" : "job_resumed", NULL, err) < 0) ||
 	    store_build_lookup(run->store, run->db, &a_rows, err) < 0)
 		return -1;
 	log_info("%lld rows in %s; %lld subscribers in MailerLite", a_rows, cfg->a_table,
@@ -672,6 +676,21 @@ static void save_page_cap(struct run *run)
 	json_decref(doc);
 }
 
+/* The run's end in the audit trail, with its result. Best effort: the
+ * database may be what failed. */
+static void log_job_end(struct run *run, const char *status, const json_t *result)
+{
+	struct cw_error err;
+	char action[32];
+
+	if (!run->run_id || !run->db || run->cfg->dry_run || db_connection_lost(run->db))
+		return;
+	snprintf(action, sizeof(action), "job_%s", status);
+	if (job_log(run->db, program.name, run->run_id, run->cfg->namespace,
+		    strcmp(status, "failed") ? "info" : "error", action, result, &err) < 0)
+		log_debug("could not log the end of the run: %s", err.msg);
+}
+
 /* ---- the result ---- */
 
 static json_t *result_json(const struct run *run, const char *status)
@@ -740,7 +759,7 @@ int main(int argc, char **argv)
 		goto refused;
 	if (how == START_NOTHING_TO_DO) {
 		run.done = true;
-		run.message = "the backfill has completed already; --restart runs it again";
+		run.message = NOTHING_TO_DO;
 		status = "completed";
 		exit_status = CW_EXIT_OK;
 		goto report;
@@ -796,6 +815,7 @@ report:
 	progress_finish(run.bar);
 	{
 		json_t *result = result_json(&run, status);
+		log_job_end(&run, status, result);
 		exit_status = result_emit(result, exit_status, cfg.quiet) == CW_EXIT_IOERR
 				      ? CW_EXIT_IOERR
 				      : exit_status;

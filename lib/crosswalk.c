@@ -65,7 +65,8 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
  *         for a CTE and would compare every pair)
  *   ins_cw, ins_sh, ins_log  the writes; the shadows' foreign key is
  *         checked at the end of the statement, after every CTE ran
- * A pin is never moved here: a subscriber whose email, A row or B id is
+ * Every link made is logged ("linked"); a subscriber already linked the
+ * same way is left alone, unlogged. A pin is never moved here: a subscriber whose email, A row or B id is
  * already linked differently is skipped and logged, for enterprise-sync or
  * a repair to settle. An existing shadow is never rewritten either: it is
  * the base of the next 3-way decision, and overwriting it with today's
@@ -128,13 +129,14 @@ static char *link_statement(struct db *db, struct store *store)
 		"  INSERT INTO %s.sync_log (program, run_id, namespace, level, action, email, a_id,"
 		"                           b_id, detail)"
 		"  SELECT $2, $3, $4,"
-		"    CASE WHEN outcome = 'only_in_b' THEN 'info' ELSE 'warning' END,"
-		"    CASE WHEN outcome = 'only_in_b' THEN 'only_in_b' ELSE 'skipped' END,"
+		"    CASE WHEN outcome IN ('new', 'only_in_b') THEN 'info' ELSE 'warning' END,"
+		"    CASE outcome WHEN 'new' THEN 'linked' WHEN 'only_in_b' THEN 'only_in_b'"
+		"      ELSE 'skipped' END,"
 		"    coalesce(email, raw), a_id, b_id,"
-		"    CASE WHEN outcome = 'only_in_b' THEN NULL"
+		"    CASE WHEN outcome IN ('new', 'only_in_b') THEN NULL"
 		"    ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('side', 'b',"
 		"      'reason', outcome, 'linked_a_id', pinned_a, 'linked_b_id', pinned_b)) END"
-		"  FROM c WHERE outcome NOT IN ('new', 'linked')"
+		"  FROM c WHERE outcome <> 'linked'"
 		"  RETURNING 1)"
 		" SELECT (SELECT count(*) FROM ins_cw), (SELECT count(*) FROM ins_sh),"
 		"   count(*) FILTER (WHERE outcome IN ('new', 'linked')),"

@@ -43,6 +43,21 @@ char *job_new_run_id(struct db *db, struct cw_error *err)
 	return id;
 }
 
+int job_log(struct db *db, const char *program, const char *run_id, const char *namespace,
+	    const char *level, const char *action, const json_t *detail, struct cw_error *err)
+{
+	char *detail_text = detail ? json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	const char *params[] = { program, run_id, namespace, level, action, detail_text };
+	char *sql = xasprintf("INSERT INTO %s.sync_log (program, run_id, namespace, level, action, "
+			      "detail) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+			      db_schema(db));
+	int rc = db_exec(db, sql, 6, params, err);
+
+	free(sql);
+	free(detail_text);
+	return rc;
+}
+
 char *job_runner(void)
 {
 	char host[256];

@@ -8,6 +8,7 @@
 #ifndef CW_JOB_H
 #define CW_JOB_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "db.h"
@@ -28,6 +29,11 @@ int job_lock(struct db *db, const char *lock_name, struct cw_error *err);
 /* A new run id from the database (a UUID as text). New string, or NULL
  * with err set. */
 char *job_new_run_id(struct db *db, struct cw_error *err);
+
+/* One sync_log row about the run as a whole (action "job_started",
+ * "job_completed", ...; detail a JSON object or NULL, borrowed). */
+int job_log(struct db *db, const char *program, const char *run_id, const char *namespace,
+	    const char *level, const char *action, const json_t *detail, struct cw_error *err);
 
 /* Who this process is, for the status section: "pid 123 on host". New
  * string. */

@@ -125,9 +125,17 @@ test_expect_success 'sync_status.backfill tells the whole story' '
     test_cmp expect actual
 '
 
-test_expect_success 'contacts on one side only are logged, not created' '
-    psql_q "SELECT action, count(*) FROM sync.sync_log GROUP BY 1 ORDER BY 1" >actual &&
-    test_write_lines "only_in_a|7222" "only_in_b|7222" >expect &&
+test_expect_success 'every link, contact on one side only and the job itself are logged' '
+    psql_q "SELECT action, count(*), count(DISTINCT run_id) FROM sync.sync_log
+            GROUP BY 1 ORDER BY 1" >actual &&
+    test_write_lines "job_completed|1|1" "job_started|1|1" "linked|17000|1" \
+        "only_in_a|7222|1" "only_in_b|7222|1" >expect &&
+    test_cmp expect actual &&
+    psql_q "SELECT detail FROM sync.sync_log WHERE action = '\''job_completed'\''" >detail.json &&
+    jq -e ".status == \"completed\" and .matched == 17000" detail.json &&
+    psql_q "SELECT count(*) FROM sync.sync_log l JOIN sync.integration_crosswalk c
+            ON (c.a_id, c.b_id, c.email) = (l.a_id, l.b_id, l.email) WHERE l.action = '\''linked'\''" >actual &&
+    echo 17000 >expect &&
     test_cmp expect actual &&
     psql_q "SELECT count(*) FROM public.clients" >actual &&
     echo 24222 >expect &&

@@ -124,6 +124,10 @@ test_expect_success 'the next run resumes from the cursor and converges' '
                    count(*) FILTER (WHERE action = '\''only_in_b'\'') FROM sync.sync_log" >actual &&
     echo "1|1000|1000" >expect &&
     test_cmp expect actual &&
+    psql_q "SELECT string_agg(action, '\'','\'' ORDER BY id) FROM sync.sync_log
+            WHERE action LIKE '\''job_%'\''" >actual &&
+    echo job_started,job_paused,job_resumed,job_completed >expect &&
+    test_cmp expect actual &&
     backfill_status recordsDone >actual &&
     echo 3000 >expect &&
     test_cmp expect actual
