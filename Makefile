@@ -26,7 +26,7 @@ EMU_PKGS := libmicrohttpd jansson
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 CW_CPPFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -DCW_VERSION='"$(VERSION)"' \
-	-DCW_DATADIR='"$(DATADIR)"'
+	-DCW_DATADIR='"$(DATADIR)"' -DCW_SYSCONFDIR='"$(SYSCONFDIR)"'
 CW_WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
@@ -51,7 +51,7 @@ EMU_SRC := $(sort $(wildcard tests/fake-mailerlite/*.c))
 EMU := tests/fake-mailerlite/fake-mailerlite
 MAN_PAGES := $(sort $(wildcard man/*.1 man/*.7))
 
-.PHONY: all check asan install uninstall bench demo clean check-deps
+.PHONY: all check asan install uninstall bench demo clean
 
 all: $(PROGRAMS) $(EMU) $(UNIT_BIN) $(BENCH_BIN) $(HELPER_BIN)
 

@@ -9,6 +9,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "mailerlite.h"
+#include "result.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -69,15 +70,14 @@ int main(int argc, char **argv)
 	} while (cursor);
 	long long ms = cli_now_ms() - start;
 
+	/* The page size the walk used: the one asked for, or the server's
+	 * smaller cap when it showed one. */
+	int cap = ml_page_cap(ml);
+	int used = cap > 0 && cap < cfg.page_size ? cap : cfg.page_size;
 	json_t *result = json_pack("{s:I, s:I, s:I, s:i}", "rows", (json_int_t)rows, "requests",
-				   (json_int_t)ml_requests(ml), "ms", (json_int_t)ms, "pageCap",
-				   ml_page_cap(ml));
-	char *text = json_dumps(result, JSON_COMPACT);
+				   (json_int_t)ml_requests(ml), "ms", (json_int_t)ms, "pageCap", used);
+	status = result_emit(result, CW_EXIT_OK, cfg.quiet);
 	json_decref(result);
-	status = CW_EXIT_OK;
-	if (!cfg.quiet && cli_write_result(text) < 0)
-		status = CW_EXIT_IOERR;
-	free(text);
 	goto out;
 fail:
 	log_cw_error(&err);

@@ -16,6 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef CW_SYSCONFDIR
+#define CW_SYSCONFDIR "/etc"
+#endif
+/* Read when neither --config nor $CROSSWALK_CONFIG names a file. */
+#define CONFIG_SYSTEM_FILE CW_SYSCONFDIR "/crosswalk.conf"
+
 #define OFF(f) offsetof(struct cw_config, f)
 #define HELP_COLUMN 30
 #define HELP_WIDTH 80
@@ -972,7 +978,7 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 		outcome = CONFIG_ERROR;
 		goto done;
 	}
-	/* --config, else $CROSSWALK_CONFIG, else /etc/crosswalk.conf when present.
+	/* --config, else $CROSSWALK_CONFIG, else the system file when present.
 	 * A file named explicitly must exist. */
 	const char *file = NULL;
 	for (size_t i = 0; i < nvalues; i++)
@@ -987,7 +993,7 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 	if (!file)
 		file = getenv("CROSSWALK_CONFIG");
 	if (!file || !*file)
-		file = access("/etc/crosswalk.conf", F_OK) == 0 ? "/etc/crosswalk.conf" : NULL;
+		file = access(CONFIG_SYSTEM_FILE, F_OK) == 0 ? CONFIG_SYSTEM_FILE : NULL;
 	if (file) {
 		free(cfg->config_file);
 		cfg->config_file = xstrdup(file);
