@@ -227,8 +227,11 @@ static int load_cursor(struct run *run, struct cw_error *err)
 		json_decref(saved);
 		return -1;
 	}
-	free(run->run_id);
-	run->run_id = xstrdup(run_id);
+	/* The same run after a reconnect keeps its id (the linker holds it). */
+	if (!run->run_id || strcmp(run->run_id, run_id)) {
+		free(run->run_id);
+		run->run_id = xstrdup(run_id);
+	}
 	position_set(&run->pos, member_str(saved, "c"), member_str(saved, "last"));
 	run->pos.walked = json_is_true(json_object_get(saved, "end"));
 	run->total = json_is_integer(json_object_get(saved, "total"))

@@ -12,7 +12,7 @@ struct linker {
 	struct db *db;
 	const struct cw_config *cfg;
 	const char *program;
-	const char *run_id;
+	char *run_id;
 	char *link_sql;
 	char *finish_sql;
 	char *crosswalk_table; /* text parameter: the quoted table that owns the id sequence */
@@ -195,7 +195,7 @@ struct linker *linker_new(struct db *db, struct store *store, const struct cw_co
 	linker->db = db;
 	linker->cfg = cfg;
 	linker->program = program;
-	linker->run_id = run_id;
+	linker->run_id = xstrdup(run_id);
 	linker->link_sql = link_statement(db, store);
 	linker->finish_sql = finish_statement(db);
 	linker->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
@@ -209,6 +209,7 @@ void linker_free(struct linker *linker)
 	free(linker->link_sql);
 	free(linker->finish_sql);
 	free(linker->crosswalk_table);
+	free(linker->run_id);
 	free(linker);
 }
 

@@ -30,8 +30,9 @@ struct link_counts {
 
 struct linker;
 
-/* A linker for one job: program name and run id go into sync_log. All
- * arguments are borrowed and must outlive the linker. */
+/* A linker for one job: program name and run id go into sync_log. The run
+ * id is copied; the other arguments are borrowed and must outlive the
+ * linker. */
 struct linker *linker_new(struct db *db, struct store *store, const struct cw_config *cfg,
 			  const char *program, const char *run_id);
 void linker_free(struct linker *linker);
