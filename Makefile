@@ -99,11 +99,13 @@ check: all
 # Sanitizer build: a separate tree so the normal objects stay untouched.
 # -Wno-format-truncation: UBSan's instrumentation leads gcc's truncation
 # analysis to false alarms (a "null format string" on vsnprintf(NULL, 0)).
+# The sanitized objects are removed however the tests end, so that a plain
+# make afterwards never links them with unsanitized ones.
 asan:
 	$(MAKE) -C . clean-objects
 	$(MAKE) CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wno-format-truncation' \
-		LDFLAGS='-fsanitize=address,undefined' check
-	$(MAKE) -C . clean-objects
+		LDFLAGS='-fsanitize=address,undefined' check; \
+	status=$$?; $(MAKE) -C . clean-objects; exit $$status
 
 # Both check the system packages first (the list in .ci/run; as root the
 # missing ones are installed), then run make themselves: a missing -dev
