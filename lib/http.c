@@ -77,12 +77,12 @@ static long parse_digits(const char *value, size_t len, long max)
 	if (i == end)
 		return -1;
 	for (; i < end; i++) {
-		if (value[i] < '0' || value[i] > '9')
+		int d = value[i] - '0';
+
+		if (d < 0 || d > 9)
 			return -1;
-		if (n < max)
-			n = n * 10 + (value[i] - '0');
-		if (n > max)
-			n = max;
+		/* Saturate before multiplying: n * 10 + d must not overflow. */
+		n = n > (max - d) / 10 ? max : n * 10 + d;
 	}
 	return n;
 }
@@ -124,6 +124,10 @@ long http_retry_delay_ms(int retry, long retry_after, double u)
 {
 	long delay = http_backoff_ms(retry, u);
 
+	/* The same ceiling as the parser's, so that seconds * 1000 cannot
+	 * overflow whatever a caller passes. */
+	if (retry_after > HTTP_RETRY_AFTER_MAX)
+		retry_after = HTTP_RETRY_AFTER_MAX;
 	if (retry_after >= 0 && retry_after * 1000 > delay)
 		delay = retry_after * 1000;
 	return delay;
@@ -522,6 +526,8 @@ static enum outcome attempt(struct http_client *c, const struct http_request *re
 		c->hooks.after(c->hooks.arg, req, resp);
 	if (http_status_retryable(resp->status)) {
 		strbuf_addf(what, "HTTP %ld", resp->status);
+		if (resp->retry_after >= 0)
+			strbuf_addf(what, " (Retry-After %ld s)", resp->retry_after);
 		return OUT_RETRY;
 	}
 	if (resp->status >= 200 && resp->status <= 299 && req->validate) {
@@ -538,12 +544,32 @@ static enum outcome attempt(struct http_client *c, const struct http_request *re
 	return OUT_DONE;
 }
 
+/* Add one failed attempt to the history of a call, a run of the same
+ * failure folded into one entry: "HTTP 503 (3 times); Empty reply". */
+static void history_add(struct strbuf *history, struct strbuf *last, int *times,
+			const char *what)
+{
+	if (what && last->len && !strcmp(last->buf, what)) {
+		(*times)++;
+		return;
+	}
+	if (last->len) {
+		strbuf_addf(history, "%s%s", history->len ? "; " : "", last->buf);
+		if (*times > 1)
+			strbuf_addf(history, " (%d times)", *times);
+	}
+	strbuf_reset(last);
+	if (what)
+		strbuf_addstr(last, what);
+	*times = 1;
+}
+
 int http_do(struct http_client *c, const struct http_request *req, struct http_response *resp,
 	    struct cw_error *err)
 {
 	long long start = cli_now_ms();
-	int max_attempts = c->retries + 1, rc = -1;
-	struct strbuf history = STRBUF_INIT, what = STRBUF_INIT;
+	int max_attempts = c->retries + 1, rc = -1, times = 0;
+	struct strbuf history = STRBUF_INIT, what = STRBUF_INIT, last = STRBUF_INIT;
 	char *name = label(req), *url = xasprintf("%s%s", c->base_url, req->path);
 	enum outcome out = OUT_FATAL;
 
@@ -566,7 +592,7 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 			rc = 0;
 			goto done;
 		}
-		strbuf_addf(&history, "%s%s", history.len ? "; " : "", what.buf);
+		history_add(&history, &last, &times, what.buf);
 		if (out != OUT_RETRY || n == max_attempts)
 			break;
 		long delay = http_retry_delay_ms(n - 1, resp->retry_after, next_unit(c));
@@ -587,6 +613,7 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 	} else if (resp->attempts <= 1) {
 		cw_error_set(err, CW_EXIT_UNAVAILABLE, "request %s failed: %s", name, what.buf);
 	} else {
+		history_add(&history, &last, &times, NULL);
 		cw_error_set(err, CW_EXIT_UNAVAILABLE, "request %s failed after %d attempts: %s",
 			     name, resp->attempts, what.buf);
 		cw_error_detail(err, "The attempts over %.1f s: %s.",
@@ -595,6 +622,7 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 done:
 	resp->total_ms = (double)(cli_now_ms() - start);
 	strbuf_release(&history);
+	strbuf_release(&last);
 	strbuf_release(&what);
 	free(name);
 	free(url);

@@ -71,7 +71,7 @@ static bool json_id_valid(const json_t *v)
 static bool check_item(const json_t *o, const char *name, const char *where, struct strbuf *why)
 {
 	if (!json_is_object(o)) {
-		strbuf_addf(why, "%s is not an object", where);
+		strbuf_addf(why, o ? "%s is not an object" : "%s is missing", where);
 		return false;
 	}
 	if (!json_id_valid(json_object_get(o, "id"))) {
@@ -92,7 +92,7 @@ static bool check_array(const json_t *a, const char *name, struct strbuf *why)
 	const json_t *v;
 
 	if (!json_is_array(a)) {
-		strbuf_addstr(why, "data is not an array");
+		strbuf_addstr(why, a ? "data is not an array" : "data is missing");
 		return false;
 	}
 	json_array_foreach(a, i, v)

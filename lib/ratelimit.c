@@ -86,6 +86,8 @@ struct ratelimit {
 	int burst;
 	bool adopted_logged;
 	double last_slot; /* the API slot of the last grant, 0 before any */
+	long grants;	  /* API grants, for ratelimit_get_stats() */
+	double waited;
 	double known_tat; /* the API tat as of our last statement: a lower bound */
 	char *take_sql, *push_sql, *init_sql;
 };
@@ -290,9 +292,23 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_bucket which,
 		g.waited = wait;
 	}
 	g.slot = slot;
+	if (api) {
+		rl->grants++;
+		rl->waited += g.waited;
+	}
 	if (grant)
 		*grant = g;
 	return 0;
+}
+
+void ratelimit_get_stats(const struct ratelimit *rl, struct ratelimit_stats *stats)
+{
+	memset(stats, 0, sizeof *stats);
+	if (!rl)
+		return;
+	stats->grants = rl->grants;
+	stats->waited = rl->waited;
+	stats->last_slot = rl->last_slot;
 }
 
 /* Push the bucket's tat to at least now + after (seconds) and at least at

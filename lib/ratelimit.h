@@ -27,7 +27,7 @@
 #define RATELIMIT_KEY "token_bucket_state"
 #define RATELIMIT_IMPORT_KEY "token_bucket_import"
 
-/* Extra spacing on top of 60 s / limit: `limit` consecutive slots span
+/* Extra spacing on top of 60 s / limit: limit + 1 consecutive slots span
  * 60 s * (1 + margin), so send-time jitter up to 0.3 s never puts limit + 1
  * requests in the server's 60 s window. */
 #define RATELIMIT_MARGIN 0.005
@@ -68,6 +68,14 @@ struct ratelimit_grant {
  * returns at once with grant->slot 0. grant may be NULL. */
 int ratelimit_take(struct ratelimit *rl, enum ratelimit_bucket which,
 		   struct ratelimit_grant *grant, struct cw_error *err);
+
+/* What this process took from the API bucket so far. */
+struct ratelimit_stats {
+	long grants;	  /* tokens granted (0 while the bucket is off) */
+	double waited;	  /* seconds slept for them, in total */
+	double last_slot; /* the database-clock slot of the last grant, 0 before any */
+};
+void ratelimit_get_stats(const struct ratelimit *rl, struct ratelimit_stats *stats);
 
 /* What one response said about the budget. */
 struct ratelimit_seen {
