@@ -48,37 +48,14 @@ slow_walk() {
                                       "kind":"latency","ms":'"$1"',"count":-1}]}' >/dev/null
 }
 
-list_requests() {
-    ml_control GET log >log.jsonl &&
-    jq -s '[.[] | select(.path == "/api/subscribers" and .method == "GET"
-            and (.query | test("(^|&)limit=0(&|$)") | not))] | length' log.jsonl
-}
-
-crosswalk_rows() {
-    psql_q "SELECT a_id, b_id, email FROM sync.integration_crosswalk" | sort
-}
-
-# Whatever happened, what was committed is whole: every link has its shadow.
-links_are_whole() {
-    psql_q "SELECT count(*) FROM sync.integration_crosswalk c
-            WHERE NOT EXISTS (SELECT 1 FROM sync.sync_shadow s WHERE s.crosswalk_id = c.id)" >orphans &&
-    echo 0 >zero &&
-    test_cmp zero orphans
-}
-
 backfill_status() {
     psql_q "SELECT value->'backfill'->>'$1' FROM sync.sync_state WHERE key = 'sync_status'"
 }
 
 test_expect_success 'setup: 3,000 subscribers in 30 pages, 2,000 of them in the table' '
     crosswalk-migrate -q -c cw.conf &&
-    "$TEST_ROOT/scripts/sample-data" sql 3000 2000 | psql -X -q -v ON_ERROR_STOP=1 -f - &&
-    "$TEST_ROOT/scripts/sample-data" ndjson 3000 2000 >subs.ndjson &&
-    ml_control POST subscribers @subs.ndjson >/dev/null &&
-    ml_control GET subscribers >b.jsonl &&
-    jq -r "[.email, .id] | join(\"|\")" b.jsonl | sort >b.txt &&
-    psql_q "SELECT lower(trim(email)), id FROM public.clients" | sort >a.txt &&
-    join -t "|" a.txt b.txt | awk -F "|" "{print \$2 \"|\" \$3 \"|\" \$1}" | sort >expected-crosswalk &&
+    load_sample 3000 3000 2000 &&
+    expected_crosswalk >expected-crosswalk &&
     test_line_count = 2000 expected-crosswalk
 '
 
@@ -113,10 +90,10 @@ test_expect_success 'the next run resumes from the cursor and converges' '
     backfill-sync -c cw.conf >out.json 2>err &&
     test_grep "resuming backfill run" err &&
     test_json_eq out.json .status completed &&
-    list_requests >second-run-pages &&
+    list_pages >pages &&
     pages_left=$((30 - $(cat records-done) / 100)) &&
-    test "$(cat second-run-pages)" -le $((pages_left + 1)) &&
-    test "$(cat second-run-pages)" -ge "$pages_left" &&
+    test "$(wc -l <pages)" -le $((pages_left + 1)) &&
+    test "$(wc -l <pages)" -ge "$pages_left" &&
     crosswalk_rows >actual &&
     test_cmp expected-crosswalk actual &&
     links_are_whole &&

@@ -9,12 +9,7 @@ test_description='backfill-sync refuses bad input with the right status and mess
 # write, not about volume. 250 subscribers, 200 of them also in A.
 start_postgres
 start_emulator --rate-limit 0 --page-cap 100
-"$TEST_ROOT/scripts/sample-data" sql 300 200 | psql -X -q -v ON_ERROR_STOP=1 ||
-    BUG "could not load the sample table"
-if ! "$TEST_ROOT/scripts/sample-data" ndjson 250 200 >subscribers.ndjson ||
-    ! ml_control POST subscribers @subscribers.ndjson >/dev/null; then
-    BUG "could not seed the emulator"
-fi
+load_sample 300 250 200 || BUG "could not load the sample data"
 
 # The configuration every run here starts from.
 good_config() {
@@ -42,15 +37,6 @@ nothing_written() {
     test_cmp rows.expect rows &&
     ml_control GET log >requests &&
     test_must_be_empty requests
-}
-
-# forget: empty crosswalk's tables, the request log and the faults (after a
-# run that did work, so that the next test starts from nothing).
-forget() {
-    psql_q "TRUNCATE sync.integration_crosswalk, sync.sync_shadow, sync.sync_state,
-                     sync.sync_log, sync.sync_conflicts" &&
-    ml_control DELETE log >/dev/null &&
-    ml_control DELETE faults >/dev/null
 }
 
 # refused STATUS ARGS...: backfill-sync exits STATUS, prints no result on
@@ -303,7 +289,7 @@ test_expect_success '--check-config with a bad config: 78, nothing written' '
 '
 
 test_expect_success '--check-config with a good config: exit 0, no writes, no API request' '
-    test_when_finished "forget" &&
+    test_when_finished "sync_forget" &&
     backfill-sync -c good.conf --check-config >out 2>err &&
     test_json_eq out .ok true &&
     test_json_eq out .table public.clients &&
@@ -322,7 +308,7 @@ test_expect_success '--check-config without a token: 78' '
 # ---- the token never shows
 
 test_expect_success 'the emulator accepts only a distinctive token' '
-    forget &&
+    sync_forget &&
     secret=cw-secret-T0k3n-$$-ZqW8 &&
     ml_control POST config "{\"token\":\"$secret\",\"log_bodies\":true}" >/dev/null &&
     MAILERLITE_API_KEY=$secret &&
@@ -380,7 +366,7 @@ test_expect_success 'the token is nowhere in the database nor in the request log
 '
 
 test_expect_success 'an api_key_file of mode 0600 gives the token; the run works' '
-    forget &&
+    sync_forget &&
     (umask 077 && printf "%s\n" "$secret" >key.0600) &&
     { good_config && test_write_lines "[mailerlite]" "api_key_file = $TRASH/key.0600"; } >keyfile.conf &&
     (

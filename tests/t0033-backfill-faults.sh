@@ -11,52 +11,13 @@ test_description='backfill-sync rides out a misbehaving API, or fails whole and 
 # keep an exhausted budget under two seconds (backoff base 500 ms).
 start_postgres
 start_emulator --rate-limit 0 --page-cap 100
-"$TEST_ROOT/scripts/sample-data" sql 1500 1000 | psql -X -q -v ON_ERROR_STOP=1 ||
-    BUG "could not load the sample table"
-if ! "$TEST_ROOT/scripts/sample-data" ndjson 1200 1000 >subscribers.ndjson ||
-    ! ml_control POST subscribers @subscribers.ndjson >/dev/null; then
-    BUG "could not seed the emulator"
-fi
+load_sample 1500 1200 1000 || BUG "could not load the sample data"
 
 test_write_lines '[mailerlite]' 'rate_limit = 0' 'retries = 2' \
     '[sync]' 'batch_size = 250' \
     '[table]' 'name = public.clients' \
     '[fields]' 'first_name = name' 'last_name = last_name' 'company = company' >cw.conf
 crosswalk-migrate -c cw.conf >migrate.out 2>migrate.err || BUG "crosswalk-migrate failed"
-
-# forget: a database as crosswalk-migrate left it, an empty request log,
-# no faults.
-forget() {
-    psql_q "TRUNCATE sync.integration_crosswalk, sync.sync_shadow, sync.sync_state,
-                     sync.sync_log, sync.sync_conflicts" &&
-    ml_control DELETE log >/dev/null &&
-    ml_control DELETE faults >/dev/null
-}
-
-# crosswalk_rows FILE: the crosswalk, sorted.
-crosswalk_rows() {
-    psql_q "SELECT a_id, b_id, email FROM sync.integration_crosswalk" | sort >"$1"
-}
-
-# every_link_has_its_shadow: as many shadows as crosswalk rows, each row
-# with its own.
-every_link_has_its_shadow() {
-    psql_q "SELECT count(*) FILTER (WHERE s.crosswalk_id IS NULL), count(*),
-                   (SELECT count(*) FROM sync.sync_shadow)
-            FROM sync.integration_crosswalk c
-            LEFT JOIN sync.sync_shadow s ON s.crosswalk_id = c.id" >shadows || return 1
-    if ! awk -F"|" "{ exit !(\$1 == 0 && \$2 == \$3) }" shadows; then
-        echo "crosswalk rows without a shadow | crosswalk rows | shadows:" >&2
-        cat shadows >&2
-        return 1
-    fi
-}
-
-# list_requests LOG: the list pages the log shows (the count, limit=0, is
-# not one), one JSON object a line.
-list_requests() {
-    jq -c 'select(.method == "GET" and .path == "/api/subscribers" and .query != "limit=0")' "$1"
-}
 
 # inject 'RULE MEMBERS': one fault on GET /api/subscribers that spares the
 # count and the first four pages (five requests) and fires on the fifth
@@ -68,17 +29,17 @@ inject() {
 }
 
 test_expect_success 'a clean run links the 1,000 shared contacts in 12 pages, none asked twice' '
-    forget &&
+    sync_forget &&
     backfill-sync -c cw.conf >out 2>err &&
     test_json_eq out .status completed &&
     test_json_eq out .done true &&
     test_json_eq out .crosswalkCreated 1000 &&
     test_json_eq out .errors 0 &&
-    crosswalk_rows clean &&
+    crosswalk_rows >clean &&
     test_line_count = 1000 clean &&
-    every_link_has_its_shadow &&
+    links_are_whole &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     test_line_count = 12 pages &&
     jq -r .query pages | sort | uniq -d >repeated &&
     test_must_be_empty repeated &&
@@ -94,19 +55,19 @@ test_expect_success 'a clean run links the 1,000 shared contacts in 12 pages, no
 fault_is_retried() {
     fr_kind=$2 fr_status=$3 fr_why=$4 fr_rule=$5
     test_expect_success "$1 mid-walk is retried and the run converges" '
-        forget &&
+        sync_forget &&
         inject "\"kind\":\"$fr_kind\"$fr_rule" &&
         backfill-sync -c cw.conf >out 2>err &&
         test_json_eq out .status completed &&
         test_json_eq out .done true &&
         test_json_eq out .errors 0 &&
-        crosswalk_rows rows &&
+        crosswalk_rows >rows &&
         test_cmp clean rows &&
-        every_link_has_its_shadow &&
+        links_are_whole &&
         ml_control GET faults >faults &&
         test_json_eq faults ".rules[0].applied" 1 &&
         ml_control GET log >log &&
-        list_requests log >pages &&
+        list_pages log >pages &&
         test_line_count = 13 pages &&
         jq -s -c "(map(select(.fault != null)) | .[0].query) as \$q |
             (\$q | test(\"cursor=\")),
@@ -138,14 +99,14 @@ fault_is_retried 'an HTML 502 from a proxy' status 502 'HTTP 502' \
 fault_is_retried 'a dropped connection' drop null '' ''
 
 test_expect_success 'a connection dropped twice in a row is retried by crosswalk too' '
-    forget &&
+    sync_forget &&
     inject "\"kind\":\"drop\",\"count\":2" &&
     backfill-sync -c cw.conf >out 2>err &&
     test_json_eq out .status completed &&
-    crosswalk_rows rows &&
+    crosswalk_rows >rows &&
     test_cmp clean rows &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     jq -s -c "(map(select(.fault != null)) | .[0].query) as \$q |
         [.[] | select(.query == \$q) | [.status, .fault]]" pages >retried &&
     echo "[[null,\"drop\"],[null,\"drop\"],[200,null]]" >expect &&
@@ -154,16 +115,16 @@ test_expect_success 'a connection dropped twice in a row is retried by crosswalk
 '
 
 test_expect_success 'a 429 with Retry-After 1 is waited out and the run completes' '
-    forget &&
+    sync_forget &&
     inject "\"kind\":\"rate_limit\",\"retry_after\":1" &&
     backfill-sync -c cw.conf >out 2>err &&
     test_json_eq out .status completed &&
     test_json_eq out .errors 0 &&
-    crosswalk_rows rows &&
+    crosswalk_rows >rows &&
     test_cmp clean rows &&
     test_grep "warning: GET /subscribers: HTTP 429.*retrying in 1.0 s" err &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     test_line_count = 13 pages &&
     jq -s -c "(map(select(.fault != null)) | .[0]) as \$f |
         [.[] | select(.query == \$f.query) | [.status, .fault]]" pages >retried &&
@@ -179,7 +140,7 @@ test_expect_success 'a 429 with Retry-After 1 is waited out and the run complete
 # ---- a fault that outlasts the retries
 
 test_expect_success 'a fault past the retry budget mid-walk: exit 69, status failed' '
-    forget &&
+    sync_forget &&
     inject "\"kind\":\"status\",\"status\":503,\"count\":-1" &&
     test_expect_code 69 backfill-sync -c cw.conf >out 2>err &&
     test_json_eq out .status failed &&
@@ -192,7 +153,7 @@ test_expect_success 'a fault past the retry budget mid-walk: exit 69, status fai
     test_json_eq status ".errors >= 1" true &&
     test_json_eq status .completedAt null &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     jq -s -c "map(select(.fault != null)) | [length, (map(.query) | unique | length)]" pages >spoilt &&
     echo "[3,1]" >expect &&
     test_cmp expect spoilt &&
@@ -200,7 +161,7 @@ test_expect_success 'a fault past the retry budget mid-walk: exit 69, status fai
 '
 
 test_expect_success 'the batches committed before the failure are whole and match the saved cursor' '
-    every_link_has_its_shadow &&
+    links_are_whole &&
     psql_q "SELECT value FROM sync.sync_state WHERE key = '\''cursor:backfill'\''" >cursor &&
     rows_done=$(jq -r .done cursor) &&
     test "$rows_done" -gt 0 &&
@@ -228,11 +189,11 @@ test_expect_success 'once the fault is gone a re-run resumes where it failed and
     test_json_eq out .status completed &&
     test_json_eq out .done true &&
     test_grep "resuming backfill run" err &&
-    crosswalk_rows rows &&
+    crosswalk_rows >rows &&
     test_cmp clean rows &&
-    every_link_has_its_shadow &&
+    links_are_whole &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     jq -s -r ".[0].query" pages >first.query &&
     test_cmp failed.query first.query &&
     jq -s -e "length < 12 and length == (1200 - $rows_done) / 100" pages &&
@@ -250,7 +211,7 @@ test_expect_success 'once the fault is gone a re-run resumes where it failed and
 # A server whose page names itself as the next one would be walked for ever,
 # and the looping cursor saved for the next run: the walk must stop.
 test_expect_success 'a page that names itself as the next page is not followed for ever' '
-    forget &&
+    sync_forget &&
     jq -n -c --arg page "{\"data\":[],\"meta\":{\"next_cursor\":\"c3R1Y2s\",\"per_page\":100}}" \
         "{rules: [{method: \"GET\", path_prefix: \"/api/subscribers\", after: 5, count: -1,
                    kind: \"status\", status: 200, body: \$page}]}" >rule.json &&
@@ -259,7 +220,7 @@ test_expect_success 'a page that names itself as the next page is not followed f
     test_json_eq out .status failed &&
     test_grep "own cursor as its next page" err &&
     ml_control GET log >log &&
-    list_requests log >pages &&
+    list_pages log >pages &&
     test_line_count -lt 100 pages
 '
 

@@ -840,6 +840,74 @@ ml_api() {
 }
 
 # ---------------------------------------------------------------------------
+# crosswalk's tables and the emulator's log, for the tests of the jobs.
+
+# psql_file: run the SQL on stdin, stopping at its first error.
+psql_file() {
+    psql -X -q -v ON_ERROR_STOP=1 -f -
+}
+
+# load_sample A_ROWS B_ROWS SHARED: public.clients with A_ROWS contacts and
+# the emulator with B_ROWS subscribers, SHARED of them on both sides
+# (scripts/sample-data tells how they differ).
+load_sample() {
+    "$TEST_ROOT/scripts/sample-data" sql "$1" "$3" | psql_file &&
+    "$TEST_ROOT/scripts/sample-data" ndjson "$2" "$3" >"$TRASH/.subscribers.ndjson" &&
+    ml_control POST subscribers @"$TRASH/.subscribers.ndjson" >/dev/null
+}
+
+# sync_forget: crosswalk's tables as crosswalk-migrate left them, and the
+# emulator's request log and faults cleared.
+sync_forget() {
+    psql_q "TRUNCATE sync.integration_crosswalk, sync.sync_shadow, sync.sync_state,
+                     sync.sync_log, sync.sync_conflicts" &&
+    ml_control DELETE log >/dev/null &&
+    ml_control DELETE faults >/dev/null
+}
+
+# crosswalk_rows: the crosswalk as sorted "a_id|b_id|email" lines.
+crosswalk_rows() {
+    psql_q "SELECT a_id, b_id, email FROM sync.integration_crosswalk" | sort
+}
+
+# expected_crosswalk: what the crosswalk must be, worked out from both sides
+# as they are now: each row of public.clients whose normalized email is a
+# subscriber's, as sorted "a_id|b_id|email" lines.
+expected_crosswalk() {
+    ml_control GET subscribers >"$TRASH/.b.jsonl" &&
+    jq -r '[.email, .id] | join("|")' "$TRASH/.b.jsonl" | sort >"$TRASH/.b.txt" &&
+    psql_q "SELECT lower(trim(email)), id FROM public.clients" | sort >"$TRASH/.a.txt" &&
+    join -t "|" "$TRASH/.a.txt" "$TRASH/.b.txt" |
+        awk -F "|" '{ print $2 "|" $3 "|" $1 }' | sort
+}
+
+# links_are_whole: as many shadows as crosswalk rows, each row with its
+# own: what a batch commits is never half there.
+links_are_whole() {
+    psql_q "SELECT count(*) FILTER (WHERE s.crosswalk_id IS NULL), count(*),
+                   (SELECT count(*) FROM sync.sync_shadow)
+            FROM sync.integration_crosswalk c
+            LEFT JOIN sync.sync_shadow s ON s.crosswalk_id = c.id" >"$TRASH/.links" || return 1
+    if ! awk -F"|" "{ exit !(\$1 == 0 && \$2 == \$3) }" "$TRASH/.links"; then
+        echo "crosswalk rows without a shadow | crosswalk rows | shadows:" >&2
+        cat "$TRASH/.links" >&2
+        return 1
+    fi
+}
+
+# list_pages [LOG]: the subscriber list pages the emulator served, one JSON
+# object a line (the count, limit=0, is not a page). LOG is a copy of
+# /_control/log saved earlier; without it the log is read now.
+list_pages() {
+    if test "$#" = 1; then
+        jq -c 'select(.method == "GET" and .path == "/api/subscribers"
+                      and (.query | test("(^|&)limit=0(&|$)") | not))' "$1"
+    else
+        ml_control GET log >"$TRASH/.log.jsonl" && list_pages "$TRASH/.log.jsonl"
+    fi
+}
+
+# ---------------------------------------------------------------------------
 
 cd "$TRASH" || test_fatal_ "could not enter $TRASH"
 
