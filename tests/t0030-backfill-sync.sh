@@ -199,12 +199,15 @@ test_expect_success 'setup: bad and duplicate emails on both sides' '
               (md5('\''5'\'')::uuid, NULL, '\''Null'\''),
               (md5('\''6'\'')::uuid, '\''not an email'\'', '\''Bad'\''),
               (md5('\''7'\'')::uuid, '\''bdup@example.com'\'', '\''Bdup'\''),
-              (md5('\''8'\'')::uuid, '\''a-only@example.com'\'', '\''Aonly'\'')" &&
+              (md5('\''8'\'')::uuid, '\''a-only@example.com'\'', '\''Aonly'\''),
+              (md5('\''9'\'')::uuid, '\''mixed@example.com'\'', '\''Mixed'\'')" &&
     cat >subs.ndjson <<-\EOF &&
 	{"email":"ok@example.com","fields":{"name":"Ok"}}
 	{"email":"twin@example.com","fields":{"name":"Twin"}}
 	{"email":"bdup@example.com","fields":{"name":"B1"}}
 	{"email":"b-only@example.com","fields":{"name":"Bonly"}}
+	{"email":"not-an-email","fields":{"name":"Bad"}}
+	{"email":" Mixed@Example.COM","fields":{"name":"Mixed"}}
 	EOF
     ml_control POST subscribers @subs.ndjson >/dev/null
 '
@@ -212,9 +215,9 @@ test_expect_success 'setup: bad and duplicate emails on both sides' '
 test_expect_success 'invalid and duplicate emails are skipped, counted and logged; the run goes on' '
     backfill-sync -c cw.conf >out.json &&
     test_json_eq out.json .status completed &&
-    test_json_eq out.json .matched 2 &&
+    test_json_eq out.json .matched 3 &&
     psql_q "SELECT email FROM sync.integration_crosswalk ORDER BY 1" >actual &&
-    test_write_lines bdup@example.com ok@example.com >expect &&
+    test_write_lines bdup@example.com mixed@example.com ok@example.com >expect &&
     test_cmp expect actual &&
     psql_q "SELECT action, detail->>'\''side'\'', detail->>'\''reason'\'', coalesce(email, '\''-'\'')
             FROM sync.sync_log ORDER BY 1, 2, 3, 4" >log.txt &&
@@ -222,11 +225,12 @@ test_expect_success 'invalid and duplicate emails are skipped, counted and logge
     test_grep -F "skipped|b|duplicate email in A|twin@example.com" log.txt &&
     test_grep -F "skipped|a|empty email|-" log.txt &&
     test_grep -F "skipped|a|invalid email|not an email" log.txt &&
+    test_grep -F "skipped|b|invalid email|not-an-email" log.txt &&
     test_grep -F "only_in_b|||b-only@example.com" log.txt &&
     test_grep -F "only_in_a|||a-only@example.com" log.txt &&
     test_json_eq out.json .onlyInA 1 &&
     test_json_eq out.json .onlyInB 1 &&
-    jq -e ".skipped >= 5" out.json
+    jq -e ".skipped >= 6" out.json
 '
 
 test_expect_success '--dry-run computes the same plan and writes nothing' '
