@@ -44,7 +44,7 @@ static const struct cfg_option options[] = {
 	{ NULL, NULL, "restart", 0, NULL, CFG_FLAG, 0, 0, NULL, NULL, NULL,
 	  "forget a saved cursor and start from the first page", 0, 0, &opt_restart },
 	{ NULL, NULL, "force-resume", 0, NULL, CFG_FLAG, 0, 0, NULL, NULL, NULL,
-	  "take over a run that looks alive (updated < 90 s ago)", 0, 0, &opt_force_resume },
+	  "take over a run that stopped updating (over 90 s ago)", 0, 0, &opt_force_resume },
 	{ 0 },
 };
 
@@ -397,13 +397,6 @@ static bool retryable(struct db *db)
 	return !strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "23505");
 }
 
-/*
- * Link the batch and save where the walk stands, in one transaction:
- * crosswalk rows, shadows, audit rows, the cursor and sync_status move
- * together or not at all. final: the walk is over, so the A rows nobody
- * matched are recorded, the cursor goes and the job is completed.
- * status: what sync_status.backfill says afterwards.
- */
 static void counts_add(struct link_counts *to, const struct link_counts *c, int sign)
 {
 	to->crosswalk_created += sign * c->crosswalk_created;
