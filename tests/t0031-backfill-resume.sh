@@ -24,17 +24,23 @@ company = company
 batch_size = 100
 EOF
 
-# wait_for_batch N: until sync_status.backfill.currentBatch reaches N (the
-# job is then in the middle of its walk), polling the database.
+# wait_for_batch N PID: until the run of process PID has committed N
+# batches (it is then in the middle of its walk), polling the database. The
+# status names its runner, so an earlier run's figures never count.
 wait_for_batch() {
     wfb_tries=0
     while :; do
         wfb_now=$(psql_q "SELECT coalesce((value->'backfill'->>'currentBatch')::int, 0)
-                          FROM sync.sync_state WHERE key = 'sync_status'" 2>/dev/null)
+                          FROM sync.sync_state WHERE key = 'sync_status'
+                          AND value->'backfill'->>'runner' LIKE 'pid $2 on %'" 2>/dev/null)
         test "${wfb_now:-0}" -ge "$1" && return 0
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "process $2 ended before its batch $1" >&2
+            return 1
+        fi
         wfb_tries=$((wfb_tries + 1))
         if test "$wfb_tries" -gt 300; then
-            echo "currentBatch never reached $1 (at ${wfb_now:-nothing})" >&2
+            echo "currentBatch of pid $2 never reached $1 (at ${wfb_now:-nothing})" >&2
             return 1
         fi
         sleep 0.1
@@ -63,7 +69,7 @@ test_expect_success 'SIGTERM pauses the run: exit 3, cursor saved, nothing half-
     slow_walk 60 &&
     ml_control DELETE log &&
     { backfill-sync -c cw.conf >out.json 2>err & pid=$!; } &&
-    wait_for_batch 3 &&
+    wait_for_batch 3 $pid &&
     kill -TERM $pid &&
     test_expect_code 3 wait $pid &&
     test_json_eq out.json .status paused &&
@@ -126,7 +132,7 @@ test_expect_success 'after kill -9 a rerun refuses a run that looks alive (75)' 
     psql_q "TRUNCATE sync.integration_crosswalk CASCADE; TRUNCATE sync.sync_log" &&
     slow_walk 60 &&
     { backfill-sync -c cw.conf --restart >/dev/null 2>&1 & pid=$!; } &&
-    wait_for_batch 3 &&
+    wait_for_batch 3 $pid &&
     kill -KILL $pid &&
     test_expect_code 137 wait $pid &&
     backfill_status status >actual &&
@@ -176,7 +182,7 @@ test_expect_success '--force-resume takes a stale run over and converges' '
 test_expect_success 'a second run while one holds the lock exits 75 naming the holder' '
     slow_walk 60 &&
     { backfill-sync -c cw.conf --restart >first.json 2>first.err & pid=$!; } &&
-    wait_for_batch 1 &&
+    wait_for_batch 1 $pid &&
     test_expect_code 75 backfill-sync -c cw.conf --restart >out.json 2>err &&
     test_grep "another run holds the lock" err &&
     test_grep "pid [0-9][0-9]* (backfill-sync)" err &&
@@ -188,7 +194,7 @@ test_expect_success 'a lost database connection is re-opened and the run goes on
     psql_q "TRUNCATE sync.integration_crosswalk CASCADE; TRUNCATE sync.sync_log" &&
     slow_walk 60 &&
     { backfill-sync -c cw.conf --restart >out.json 2>err & pid=$!; } &&
-    wait_for_batch 3 &&
+    wait_for_batch 3 $pid &&
     psql_q "SELECT count(pg_catalog.pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
             WHERE application_name = '\''backfill-sync'\''" >killed &&
     echo t >expect &&
@@ -206,7 +212,7 @@ test_expect_success 'a database gone for good ends in 69 with the cursor of the 
     sed "s/^retries = 4/retries = 1/" cw.conf >fragile.conf &&
     slow_walk 60 &&
     { backfill-sync -c fragile.conf --restart >out.json 2>err & pid=$!; } &&
-    wait_for_batch 3 &&
+    wait_for_batch 3 $pid &&
     "$TEST_ROOT/scripts/pg-tmp" stop "$TRASH/pg" &&
     test_expect_code 69 wait $pid &&
     test_json_eq out.json .status failed &&
