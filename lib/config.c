@@ -633,6 +633,18 @@ int config_load_file(struct cw_config *cfg, const struct cfg_program *prog, cons
 
 /* ---------- the API token ---------- */
 
+/* A token file others can read is a leak whether or not this run uses it. */
+static int refuse_exposed_key_file(const char *path, const struct stat *st, struct cw_error *err)
+{
+	if (!(st->st_mode & (S_IRWXG | S_IRWXO)))
+		return 0;
+	cw_error_set(err, CW_EXIT_CONFIG,
+		     "API key file \"%s\" is readable by group or others (mode %04o)", path,
+		     (unsigned)(st->st_mode & 07777));
+	cw_error_hint(err, "Run: chmod 600 %s", path);
+	return -1;
+}
+
 static int read_key_file(struct cw_config *cfg, struct cw_error *err)
 {
 	struct stat st;
@@ -647,12 +659,8 @@ static int read_key_file(struct cw_config *cfg, struct cw_error *err)
 		return cw_error_set(err, CW_EXIT_CONFIG, "API key file \"%s\" is not a regular file",
 				    path);
 	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+	if (refuse_exposed_key_file(path, &st, err) < 0) {
 		fclose(f);
-		cw_error_set(err, CW_EXIT_CONFIG,
-			     "API key file \"%s\" is readable by group or others (mode %04o)", path,
-			     (unsigned)(st.st_mode & 07777));
-		cw_error_hint(err, "Run: chmod 600 %s", path);
 		return -1;
 	}
 	char line[4096];
@@ -1018,9 +1026,15 @@ enum config_outcome config_parse_args(struct cw_config *cfg, const struct cfg_pr
 			goto done;
 		}
 	}
-	if (cfg->api_key_file && *cfg->api_key_file && !(getenv("MAILERLITE_API_KEY") &&
-							   *getenv("MAILERLITE_API_KEY"))) {
-		if (read_key_file(cfg, err) < 0) {
+	if (cfg->api_key_file && *cfg->api_key_file) {
+		/* The environment's token wins, but the file is still checked. */
+		struct stat st;
+		bool from_env = getenv("MAILERLITE_API_KEY") && *getenv("MAILERLITE_API_KEY");
+		int rc = !from_env ? read_key_file(cfg, err)
+			 : stat(cfg->api_key_file, &st) == 0
+			     ? refuse_exposed_key_file(cfg->api_key_file, &st, err)
+			     : 0;
+		if (rc < 0) {
 			outcome = CONFIG_ERROR;
 			goto done;
 		}

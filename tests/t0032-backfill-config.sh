@@ -231,7 +231,7 @@ test_expect_success 'no token at all: 78 naming MAILERLITE_API_KEY and api_key_f
     nothing_written
 '
 
-test_expect_success 'an api_key_file readable by group or others: 78, naming the file and the mode' '
+test_expect_success 'an api_key_file readable by group or others: 78, naming the file and the mode, even with MAILERLITE_API_KEY set' '
     printf "%s\n" "$MAILERLITE_API_KEY" >key.0644 &&
     chmod 0644 key.0644 &&
     { good_config && test_write_lines "[mailerlite]" "api_key_file = $TRASH/key.0644"; } >keyfile.conf &&
@@ -247,6 +247,8 @@ test_expect_success 'an api_key_file readable by group or others: 78, naming the
         unset MAILERLITE_API_KEY &&
         refused 78 -c keyfile.conf
     ) &&
+    test_grep "(mode 0640)" err &&
+    refused 78 -c keyfile.conf &&
     test_grep "(mode 0640)" err &&
     nothing_written
 '

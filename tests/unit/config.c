@@ -477,8 +477,8 @@ static void secrets(void)
 	is_int(parse_file(text), CONFIG_OK, "MAILERLITE_API_KEY and a key file");
 	is_str(cfg.api_key, "from-env", "MAILERLITE_API_KEY wins over the key file");
 	snprintf(text, sizeof(text), "[mailerlite]\napi_key_file = %s\n", open_key);
-	is_int(parse_file(text), CONFIG_OK,
-	       "with MAILERLITE_API_KEY set, an open key file is not even read");
+	fails_with(parse_file(text), CW_EXIT_CONFIG,
+		   "with MAILERLITE_API_KEY set, an open key file is still refused");
 	is_str(cfg.api_key, "from-env", "the environment's key");
 	clean_env();
 	is_int(parse(&prog_all, NULL), CONFIG_OK, "no key anywhere is not a config error");
