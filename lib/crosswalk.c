@@ -72,7 +72,7 @@ char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, cha
  * the base of the next 3-way decision, and overwriting it with today's
  * values would silently drop the changes made since the last sync.
  */
-static char *link_statement(struct db *db, struct store *store)
+static char *link_statement(struct db *db)
 {
 	const char *s = db_schema(db);
 	char *sql = xasprintf(
@@ -187,7 +187,7 @@ static char *finish_statement(struct db *db)
 		RECORD_EMAIL_MAX, s, s, s);
 }
 
-struct linker *linker_new(struct db *db, struct store *store, const struct cw_config *cfg,
+struct linker *linker_new(struct db *db, const struct cw_config *cfg,
 			  const char *program, const char *run_id)
 {
 	struct linker *linker = xcalloc(1, sizeof(*linker));
@@ -196,7 +196,7 @@ struct linker *linker_new(struct db *db, struct store *store, const struct cw_co
 	linker->cfg = cfg;
 	linker->program = program;
 	linker->run_id = xstrdup(run_id);
-	linker->link_sql = link_statement(db, store);
+	linker->link_sql = link_statement(db);
 	linker->finish_sql = finish_statement(db);
 	linker->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
 	return linker;

@@ -11,7 +11,6 @@
 #include "config.h"
 #include "db.h"
 #include "error.h"
-#include "store.h"
 
 /* One B subscriber as the linker takes it: a small JSON object text
  *   {"i": id, "e": normalized email or null, "r": raw email when invalid,
@@ -33,7 +32,7 @@ struct linker;
 /* A linker for one job: program name and run id go into sync_log. The run
  * id is copied; the other arguments are borrowed and must outlive the
  * linker. */
-struct linker *linker_new(struct db *db, struct store *store, const struct cw_config *cfg,
+struct linker *linker_new(struct db *db, const struct cw_config *cfg,
 			  const char *program, const char *run_id);
 void linker_free(struct linker *linker);
 
