@@ -185,10 +185,12 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows, stru
 	 * leaves one unused (no managed groups). */
 	PGresult *filled = rc == 0 ? db_query_prepared(db, "cw_lookup_fill", fill, 2, params, err)
 				   : NULL;
-	if (filled)
+	if (filled) {
+		*rows = strtoll(PQcmdTuples(filled), NULL, 10);
 		PQclear(filled);
-	else
+	} else {
 		rc = -1;
+	}
 	/* Statistics of the email column only: the snapshots are never searched. */
 	if (rc == 0)
 		rc = db_exec(db, "CREATE INDEX ON pg_temp.cw_a_lookup (email)", 0, NULL, err);
@@ -201,14 +203,7 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows, stru
 	free(groups_text);
 	json_decref(keys);
 	json_decref(groups);
-	if (rc < 0)
-		return -1;
-	PGresult *res = db_query(db, "SELECT count(*) FROM pg_temp.cw_a_lookup", 0, NULL, err);
-	if (!res)
-		return -1;
-	*rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 char *store_snapshot_sql(const struct store *store, const char *alias, const char *email_expr,
