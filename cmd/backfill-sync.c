@@ -255,15 +255,17 @@ static int decide_start(struct run *run, enum start *how, struct cw_error *err)
 	json_t *doc = NULL;
 	bool stale = false;
 
-	/* --restart discards a stopped run as surely as --force-resume takes
-	 * it over; neither overrides a run that may be alive. */
-	if (job_check_live(run->db, run->status_key, JOB, opt_force_resume || opt_restart, &stale,
-			   err) < 0)
-		return -1;
-	if (stale)
-		log_warning("taking over a backfill run that stopped updating its progress");
 	if (state_get(run->db, run->status_key, &doc, err) < 0)
 		return -1;
+	/* --restart discards a stopped run as surely as --force-resume takes
+	 * it over; neither overrides a run that may be alive. */
+	if (job_check_live(run->db, run->status_key, doc, JOB, opt_force_resume || opt_restart,
+			   &stale, err) < 0) {
+		json_decref(doc);
+		return -1;
+	}
+	if (stale)
+		log_warning("taking over a backfill run that stopped updating its progress");
 	const json_t *sec = json_object_get(doc, JOB);
 	const char *status = member_str(sec, "status");
 	const bool completed = status && !strcmp(status, "completed");
@@ -314,8 +316,10 @@ static json_t *status_patch(const struct run *run, const char *status, const cha
 
 	result_set_count(patch, "totalBatches", total_batches < batches ? batches : total_batches);
 	result_set_count(patch, "totalRecords", run->total);
-	if (run->only_in_a >= 0)
-		result_set_count(patch, "onlyInA", run->only_in_a);
+	/* Known only at the end: null until then, also over an earlier
+	 * completed run's figures. The end stamps completedAt over its null. */
+	result_set_count(patch, "onlyInA", run->only_in_a);
+	json_object_set_new(patch, "completedAt", json_null());
 	return patch;
 }
 
@@ -344,14 +348,8 @@ static int begin_run(struct run *run, enum start how, struct cw_error *err)
 
 	if (how == START_FRESH) {
 		if (!(run->run_id = job_new_run_id(run->db, err)) ||
-		    (!cfg->dry_run && state_delete(run->db, run->cursor_key, err) < 0))
-			return -1;
-		json_t *reset = json_pack("{s:n, s:n}", "completedAt", "onlyInA");
-		int rc = cfg->dry_run ? 0
-				      : state_merge_section(run->db, run->status_key, JOB, reset,
-							    NULL, err);
-		json_decref(reset);
-		if (rc < 0 || save_status(run, "running", "counting", stamp_start, err) < 0 ||
+		    (!cfg->dry_run && state_delete(run->db, run->cursor_key, err) < 0) ||
+		    save_status(run, "running", "counting", stamp_start, err) < 0 ||
 		    ml_count_subscribers(run->ml, NULL, &run->total, err) < 0)
 			return -1;
 	} else {
@@ -370,7 +368,7 @@ static int begin_run(struct run *run, enum start how, struct cw_error *err)
 		return -1;
 	log_info("%lld rows in %s; %lld subscribers in MailerLite", a_rows, cfg->a_table,
 		 run->total);
-	run->linker = linker_new(run->db, run->store, cfg, program.name, run->run_id);
+	run->linker = linker_new(run->db, cfg, program.name, run->run_id);
 	run->bar = progress_new("backfill", run->total > 0 ? run->total : 0,
 				log_stderr_is_tty() && !cfg->quiet);
 	progress_update(run->bar, run->rows_done);

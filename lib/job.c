@@ -74,29 +74,21 @@ static const char *member_text(const json_t *obj, const char *name, const char *
 	return json_is_string(v) ? json_string_value(v) : fallback;
 }
 
-int job_check_live(struct db *db, const char *status_key, const char *section, bool take_over,
-		   bool *stale, struct cw_error *err)
+int job_check_live(struct db *db, const char *status_key, const json_t *doc,
+		   const char *section, bool take_over, bool *stale, struct cw_error *err)
 {
-	json_t *doc = NULL;
 	double age = -1;
 
 	*stale = false;
-	if (state_get(db, status_key, &doc, err) < 0)
-		return -1;
 	const json_t *sec = json_object_get(doc, section);
-	if (strcmp(member_text(sec, "status", ""), "running") != 0) {
-		json_decref(doc);
+	if (strcmp(member_text(sec, "status", ""), "running") != 0)
 		return 0;
-	}
-	if (state_section_age(db, status_key, section, "lastUpdatedAt", &age, err) < 0) {
-		json_decref(doc);
+	if (state_section_age(db, status_key, section, "lastUpdatedAt", &age, err) < 0)
 		return -1;
-	}
 	/* No readable time: nobody can prove it alive, so it counts as stale. */
 	const bool alive = age >= 0 && age < JOB_STALE_AFTER_S;
 	if (!alive && take_over) {
 		*stale = true;
-		json_decref(doc);
 		return 0;
 	}
 	if (alive) {
@@ -118,6 +110,5 @@ int job_check_live(struct db *db, const char *status_key, const char *section, b
 		cw_error_detail(err, "Run %s (%s) left %s.%s with no readable lastUpdatedAt.",
 				member_text(sec, "runId", "?"),
 				member_text(sec, "runner", "runner unknown"), status_key, section);
-	json_decref(doc);
 	return -1;
 }

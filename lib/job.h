@@ -45,10 +45,12 @@ char *job_runner(void);
  * lock may sit behind a pooler, or its process on another machine); one
  * that stopped updating is taken over only when the operator says so
  * (take_over: --force-resume), since only a person can know it is dead.
- * Returns 0 when this run may start (*stale is set when it takes one
- * over), -1 with CW_EXIT_TEMPFAIL naming that run otherwise.
+ * doc (borrowed, may be NULL) is the document under status_key as the
+ * caller read it; only the age of lastUpdatedAt is read again, by the
+ * database's clock. Returns 0 when this run may start (*stale is set when
+ * it takes one over), -1 with CW_EXIT_TEMPFAIL naming that run otherwise.
  */
-int job_check_live(struct db *db, const char *status_key, const char *section, bool take_over,
-		   bool *stale, struct cw_error *err);
+int job_check_live(struct db *db, const char *status_key, const json_t *doc,
+		   const char *section, bool take_over, bool *stale, struct cw_error *err);
 
 #endif
