@@ -8,11 +8,7 @@ test_description='every program answers --help, --version and a bad option'
 version=$(cat "$TEST_ROOT/VERSION")
 
 # The programs are cmd/*.c, each built into bin/.
-programs=
-for src in "$TEST_ROOT"/cmd/*.c; do
-    test -e "$src" || continue
-    programs="$programs $(basename "$src" .c)"
-done
+programs=$(programs_under_test)
 if test -z "$programs"; then
     skip_all='no programs in cmd/ yet'
     test_done

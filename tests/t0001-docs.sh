@@ -20,11 +20,7 @@ test_description='every long option is in both --help and the man page'
 #   such as ".Dl backfill-sync --dry-run" are not read), and the SEE ALSO
 #   section is skipped, so a page may name other programs' options there.
 
-programs=
-for src in "$TEST_ROOT"/cmd/*.c; do
-    test -e "$src" || continue
-    programs="$programs $(basename "$src" .c)"
-done
+programs=$(programs_under_test)
 if test -z "$programs"; then
     skip_all='no programs in cmd/ yet'
     test_done

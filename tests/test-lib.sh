@@ -842,6 +842,14 @@ ml_api() {
 # ---------------------------------------------------------------------------
 # crosswalk's tables and the emulator's log, for the tests of the jobs.
 
+# programs_under_test: the names of the programs, one per cmd/*.c, each
+# built into bin/.
+programs_under_test() {
+    for test_src_ in "$TEST_ROOT"/cmd/*.c; do
+        test -e "$test_src_" && basename "$test_src_" .c
+    done
+}
+
 # psql_file: run the SQL on stdin, stopping at its first error.
 psql_file() {
     psql -X -q -v ON_ERROR_STOP=1 -f -
