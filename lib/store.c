@@ -13,12 +13,17 @@ struct store {
 	char *table;		/* "schema"."table" */
 	char *table_display;	/* schema.table, for messages */
 	char *key, *email, *updated_at, *status, *groups; /* quoted; status/groups may be NULL */
+	char *key_type, *email_type, *status_type, *groups_type; /* format_type() of each */
 	char **fields;		/* quoted A columns, in cfg->fields order */
+	char **field_types;
 	size_t nfields;
+	char *update_sql, *insert_sql; /* built on first use */
 };
 
+/* The quoted name of a configured column (new string), and its SQL type
+ * as format_type() spells it in *type (new string), for casts on writes. */
 static char *check_column(PGresult *cols, struct db *db, const char *column, const char *setting,
-			  const char *table, bool want_array, struct cw_error *err)
+			  const char *table, bool want_array, char **type, struct cw_error *err)
 {
 	for (int i = 0; i < PQntuples(cols); i++) {
 		if (strcmp(PQgetvalue(cols, i, 0), column))
@@ -30,6 +35,7 @@ static char *check_column(PGresult *cols, struct db *db, const char *column, con
 				     column, table, setting, PQgetvalue(cols, i, 1));
 			return NULL;
 		}
+		*type = xstrdup(PQgetvalue(cols, i, 1));
 		return db_quote_ident(db, column);
 	}
 	cw_error_set(err, CW_EXIT_CONFIG, "column \"%s\" named by %s does not exist in table %s",
@@ -93,25 +99,30 @@ struct store *store_open(struct db *db, const struct cw_config *cfg, struct cw_e
 	free(t);
 
 	const char *disp = store->table_display;
-	if (!(store->key = check_column(cols, db, cfg->a_key, "table.key", disp, false, err)) ||
-	    !(store->email = check_column(cols, db, cfg->a_email, "table.email", disp, false, err)) ||
-	    !(store->updated_at = check_column(cols, db, cfg->a_updated_at, "table.updated_at", disp,
-					       false, err)))
+	char *updated_type = NULL;
+	if (!(store->key = check_column(cols, db, cfg->a_key, "table.key", disp, false,
+					&store->key_type, err)) ||
+	    !(store->email = check_column(cols, db, cfg->a_email, "table.email", disp, false,
+					  &store->email_type, err)) ||
+	    !(store->updated_at = check_column(cols, db, cfg->a_updated_at, "table.updated_at",
+					       disp, false, &updated_type, err)))
 		goto fail_cols;
+	free(updated_type);
 	if (cfg->a_status && *cfg->a_status &&
 	    !(store->status = check_column(cols, db, cfg->a_status, "table.status", disp, false,
-					   err)))
+					   &store->status_type, err)))
 		goto fail_cols;
 	if (cfg->a_groups && *cfg->a_groups &&
 	    !(store->groups = check_column(cols, db, cfg->a_groups, "table.groups", disp, true,
-					   err)))
+					   &store->groups_type, err)))
 		goto fail_cols;
 	store->fields = xcalloc(cfg->nfields ? cfg->nfields : 1, sizeof(char *));
+	store->field_types = xcalloc(cfg->nfields ? cfg->nfields : 1, sizeof(char *));
 	for (size_t i = 0; i < cfg->nfields; i++) {
 		char setting[300];
 		snprintf(setting, sizeof(setting), "[fields] %s", cfg->fields[i].a_column);
 		store->fields[i] = check_column(cols, db, cfg->fields[i].a_column, setting, disp,
-						false, err);
+						false, &store->field_types[i], err);
 		if (!store->fields[i])
 			goto fail_cols;
 		store->nfields++;
@@ -134,9 +145,18 @@ void store_free(struct store *store)
 {
 	if (!store)
 		return;
-	for (size_t i = 0; i < store->nfields; i++)
+	for (size_t i = 0; i < store->nfields; i++) {
 		free(store->fields[i]);
+		free(store->field_types[i]);
+	}
 	free(store->fields);
+	free(store->field_types);
+	free(store->key_type);
+	free(store->email_type);
+	free(store->status_type);
+	free(store->groups_type);
+	free(store->update_sql);
+	free(store->insert_sql);
 	free(store->table);
 	free(store->table_display);
 	free(store->key);
@@ -240,6 +260,142 @@ char *store_snapshot_sql(const struct store *store, const char *alias, const cha
 		    ", 'updated_at', pg_catalog.to_char(%s.%s::timestamp, 'YYYY-MM-DD HH24:MI:SS'))",
 		    alias, store->updated_at);
 	return strbuf_detach(&sb, NULL);
+}
+
+const char *store_key_type(const struct store *store)
+{
+	return store->key_type;
+}
+
+char *store_email_sql(const struct store *store, const char *alias)
+{
+	char column[300];
+	snprintf(column, sizeof(column), "%s.%s", alias, store->email);
+	return xasprintf(RECORD_EMAIL_SQL("%s"), column);
+}
+
+/* The value a write sets in one column: the member of "set" cast to the
+ * column's type when present, else the column as it is (update) or NULL
+ * (insert). member is an SQL expression yielding the set's jsonb member. */
+static void add_value(struct strbuf *sb, const char *alias, const char *column,
+		      const char *type, const char *has, const char *member)
+{
+	if (alias)
+		strbuf_addf(sb, "CASE WHEN %s THEN (%s)::%s ELSE %s.%s END", has, member, type,
+			    alias, column);
+	else
+		strbuf_addf(sb, "(%s)::%s", member, type);
+}
+
+/* The column list and values of a write (alias NULL: an insert). $2 holds
+ * the field names in mapping order, $3 the managed groups. */
+static void write_values(const struct store *store, const char *alias, struct strbuf *columns,
+			 struct strbuf *values)
+{
+	char has[128], member[160];
+
+	strbuf_addstr(columns, store->email);
+	add_value(values, alias, store->email, store->email_type, "p.set ? 'email'",
+		  "p.set ->> 'email'");
+	for (size_t i = 0; i < store->nfields; i++) {
+		snprintf(has, sizeof(has), "p.set -> 'fields' ? ($2::jsonb ->> %zu)", i);
+		snprintf(member, sizeof(member), "p.set -> 'fields' ->> ($2::jsonb ->> %zu)", i);
+		strbuf_addf(columns, ", %s", store->fields[i]);
+		strbuf_addstr(values, ", ");
+		add_value(values, alias, store->fields[i], store->field_types[i], has, member);
+	}
+	if (store->status) {
+		strbuf_addf(columns, ", %s", store->status);
+		strbuf_addstr(values, ", ");
+		add_value(values, alias, store->status, store->status_type, "p.set ? 'status'",
+			  "p.set ->> 'status'");
+	}
+	if (store->groups) {
+		/* The names crosswalk does not manage stay as they were. */
+		char *kept = alias ? xasprintf("SELECT g::text FROM pg_catalog.unnest(%s.%s) AS g "
+					       "WHERE g::text NOT IN (SELECT "
+					       "pg_catalog.jsonb_array_elements_text($3::jsonb)) "
+					       "UNION ALL ",
+					       alias, store->groups)
+				   : xstrdup("");
+		char *merged = xasprintf("ARRAY(%sSELECT pg_catalog.jsonb_array_elements_text("
+					 "p.set -> 'groups'))",
+					 kept);
+		strbuf_addf(columns, ", %s", store->groups);
+		strbuf_addstr(values, ", ");
+		add_value(values, alias, store->groups, store->groups_type, "p.set ? 'groups'",
+			  merged);
+		free(kept);
+		free(merged);
+	}
+	strbuf_addf(columns, ", %s", store->updated_at);
+	strbuf_addstr(values, ", pg_catalog.now()");
+}
+
+static PGresult *run_write(struct store *store, struct db *db, const char *name, const char *sql,
+			   const char *batch_json, struct cw_error *err)
+{
+	json_t *keys = store_field_keys(store->cfg), *groups = store_managed_groups(store->cfg);
+	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	const char *params[] = { batch_json, keys_text, groups_text };
+	PGresult *res = db_query_prepared(db, name, sql, 3, params, err);
+
+	free(keys_text);
+	free(groups_text);
+	json_decref(keys);
+	json_decref(groups);
+	return res;
+}
+
+PGresult *store_update_rows(struct store *store, struct db *db, const char *batch_json,
+			    struct cw_error *err)
+{
+	if (!store->update_sql) {
+		struct strbuf columns = STRBUF_INIT, values = STRBUF_INIT;
+		char *email = store_email_sql(store, "t");
+		char *snap = store_snapshot_sql(store, "t", email, 2, 3);
+
+		write_values(store, "t", &columns, &values);
+		/* FOR UPDATE first: the comparison with "expect" must see the row
+		 * as it is once locked, not as the statement's snapshot had it. */
+		store->update_sql = xasprintf(
+			"WITH p AS (SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb)"
+			"  AS p(k text, expect jsonb, set jsonb)),"
+			" cur AS (SELECT t.%s AS key FROM %s t JOIN p ON t.%s = p.k::%s"
+			"  WHERE (%s) - 'updated_at' = p.expect - 'updated_at' FOR UPDATE OF t)"
+			" UPDATE %s AS t SET (%s) = ROW(%s)"
+			" FROM p, cur WHERE t.%s = p.k::%s AND cur.key = t.%s"
+			" RETURNING p.k, %s",
+			store->key, store->table, store->key, store->key_type, snap, store->table,
+			columns.buf, values.buf, store->key, store->key_type, store->key, snap);
+		strbuf_release(&columns);
+		strbuf_release(&values);
+		free(email);
+		free(snap);
+	}
+	return run_write(store, db, "cw_store_update", store->update_sql, batch_json, err);
+}
+
+PGresult *store_insert_rows(struct store *store, struct db *db, const char *batch_json,
+			    struct cw_error *err)
+{
+	if (!store->insert_sql) {
+		struct strbuf columns = STRBUF_INIT, values = STRBUF_INIT;
+		char *email = store_email_sql(store, "t");
+		char *snap = store_snapshot_sql(store, "t", email, 2, 3);
+
+		write_values(store, NULL, &columns, &values);
+		store->insert_sql = xasprintf(
+			"INSERT INTO %s AS t (%s)"
+			" SELECT %s FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(e text, set jsonb)"
+			" RETURNING %s, t.%s::text, %s",
+			store->table, columns.buf, values.buf, email, store->key, snap);
+		strbuf_release(&columns);
+		strbuf_release(&values);
+		free(email);
+		free(snap);
+	}
+	return run_write(store, db, "cw_store_insert", store->insert_sql, batch_json, err);
 }
 
 json_t *store_field_keys(const struct cw_config *cfg)

@@ -25,6 +25,39 @@ void store_free(struct store *store);
 const char *store_table(const struct store *store);
 const char *store_key(const struct store *store);
 
+/* The A key's SQL type as format_type() spells it ("uuid", "bigint"), for
+ * casting a key carried as text back to it, so that lookups use the
+ * table's primary key index. Borrowed. */
+const char *store_key_type(const struct store *store);
+
+/* The SQL expression of a row's normalized email, for the table aliased
+ * as alias (RECORD_EMAIL_SQL of its email column). New string. */
+char *store_email_sql(const struct store *store, const char *alias);
+
+/*
+ * Write values pulled from B into existing A rows, as one statement:
+ * batch_json is a JSON array of
+ *   {"k": the key as text, "expect": the A snapshot the plan was made from,
+ *    "set": {"email"?: text, "fields"?: {b_field: text or null},
+ *            "status"?: text, "groups"?: [managed group names]}}
+ * Only the members present in "set" are written, each cast to its column's
+ * type; "groups" replaces the managed names in the array column and keeps
+ * every other name. The updated_at column is set to now(). A row is
+ * written only while its snapshot (updated_at aside) still equals
+ * "expect", so a change made in A since the plan is never overwritten.
+ * Returns the rows written as (k text, snapshot jsonb after the write), or
+ * NULL with err set; a value its column cannot take fails the statement
+ * (db_sqlstate() class 22 or 23), which the caller may retry row by row.
+ */
+PGresult *store_update_rows(struct store *store, struct db *db, const char *batch_json,
+			    struct cw_error *err);
+
+/* Insert new A rows, one statement: batch_json is a JSON array of
+ * {"e": normalized email, "set": {as above}}; the key comes from the
+ * column's default. Returns (e text, k text, snapshot jsonb) per row. */
+PGresult *store_insert_rows(struct store *store, struct db *db, const char *batch_json,
+			    struct cw_error *err);
+
 /* Build the session's lookup of A by normalized email, in one pass over
  * the table: pg_temp.cw_a_lookup (a_key <key's type>, a_id text, email
  * text, n_a bigint: the rows sharing that email, a_snap jsonb: the row's
