@@ -1,0 +1,1321 @@
+/* Reconciling a set of contacts: lock, load, plan, write B, write A, bookkeeping. */
+#include "reconcile.h"
+#include "exitcode.h"
+#include "http.h"
+#include "log.h"
+#include "merge.h"
+#include "record.h"
+#include "shadow.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct reconcile {
+	struct db *db;
+	struct ml_client *ml;
+	const struct cw_config *cfg;
+	struct store *store;
+	char *program, *run_id;
+	struct reconcile_options opts;
+	struct merge_spec spec;
+	json_t *group_ids;	/* {name: id} of the managed groups */
+	json_t *seen;		/* A keys looked at whose shadow does not show it */
+	char *load_sql, *changes_sql, *book_sql, *conflict_sql, *log_sql, *unlink_sql;
+	char *crosswalk_table;	/* text parameter for pg_get_serial_sequence */
+};
+
+/* One contact while it is being reconciled. */
+struct contact {
+	char *email;		/* normalized: B's, else A's */
+	char *b_id;		/* the subscriber's id, or the crosswalk's */
+	json_t *b_snap;		/* B's snapshot; NULL when B does not have it */
+	char *a_key;		/* A's key as text; NULL when A has no row */
+	json_t *a_snap;
+	long long cw_id;	/* 0: not linked */
+	char *cw_email;
+	json_t *sh_a, *sh_b;	/* the shadow, or NULL */
+	const char *skip;	/* why it is left alone (static text), or NULL */
+	bool only_in_b;		/* B has it, A does not, and nothing may be created */
+	bool unlink;		/* --repair-missing: drop the stale link first */
+	bool planned;
+	struct merge_plan plan;
+	/* B's side of the outcome */
+	bool b_failed;
+	char *error;		/* the record-level failure, or NULL */
+	json_t *b_read;		/* B's snapshot read back after the writes */
+	char *new_b_id;		/* from a create */
+	/* A's side */
+	bool a_written, a_deferred;
+	json_t *a_read;		/* A's snapshot after the write */
+	char *new_a_key;	/* from an insert */
+};
+
+static void contact_release(struct contact *c)
+{
+	free(c->email);
+	free(c->b_id);
+	json_decref(c->b_snap);
+	free(c->a_key);
+	json_decref(c->a_snap);
+	free(c->cw_email);
+	json_decref(c->sh_a);
+	json_decref(c->sh_b);
+	if (c->planned)
+		merge_plan_release(&c->plan);
+	free(c->error);
+	json_decref(c->b_read);
+	free(c->new_b_id);
+	json_decref(c->a_read);
+	free(c->new_a_key);
+}
+
+static const char *str_member(const json_t *obj, const char *name)
+{
+	const json_t *v = json_object_get(obj, name);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void set_error(struct contact *c, const char *fmt, ...) CW_PRINTF(2, 3);
+static void set_error(struct contact *c, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[1024];
+
+	if (c->error)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	c->error = xstrdup(buf);
+}
+
+/* ---- statements ---- */
+
+static char *load_statement(struct reconcile *r)
+{
+	const char *s = db_schema(r->db);
+	struct store *st = r->store;
+	char *email = store_email_sql(st, "t");
+	char *snap = store_snapshot_sql(st, "t", email, 2, 3);
+	char *by_email =
+		r->opts.use_lookup
+			? xstrdup("SELECT l.a_id, l.n_a FROM pg_temp.cw_a_lookup l"
+				  " WHERE l.email = c.e LIMIT 1")
+			: xasprintf("SELECT t.%s::text AS a_id, count(*) OVER () AS n_a FROM %s t"
+				    " WHERE %s = c.e LIMIT 1",
+				    store_key(st), store_table(st), email);
+	/* Lateral LIMIT 1 probes, so that each is an index lookup whatever
+	 * the planner guesses about the size of the set. */
+	char *sql = xasprintf(
+		"WITH r AS (SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb)"
+		"  AS r(x int, i text, e text, k text)),"
+		" c AS (SELECT r.x, r.i, r.e, r.k,"
+		"   coalesce(cb.id, ck.id) AS cw_id, coalesce(cb.a_id, ck.a_id) AS cw_a,"
+		"   coalesce(cb.b_id, ck.b_id) AS cw_b, coalesce(cb.email, ck.email) AS cw_email,"
+		"   ce.id AS ce_id"
+		"  FROM r"
+		"  LEFT JOIN LATERAL (SELECT x.id, x.a_id, x.b_id, x.email"
+		"    FROM %s.integration_crosswalk x WHERE x.b_id = r.i LIMIT 1) cb ON r.i IS NOT NULL"
+		"  LEFT JOIN LATERAL (SELECT x.id, x.a_id, x.b_id, x.email"
+		"    FROM %s.integration_crosswalk x WHERE x.a_id = r.k LIMIT 1) ck"
+		"    ON r.k IS NOT NULL AND cb.id IS NULL"
+		"  LEFT JOIN LATERAL (SELECT x.id FROM %s.integration_crosswalk x"
+		"    WHERE x.email = r.e LIMIT 1) ce ON r.e IS NOT NULL),"
+		" m AS (SELECT c.*, coalesce(c.cw_a, c.k, em.a_id) AS a_id, em.n_a"
+		"  FROM c LEFT JOIN LATERAL (%s) em"
+		"    ON c.cw_id IS NULL AND c.k IS NULL AND c.e IS NOT NULL)"
+		" SELECT m.x, m.cw_id, m.cw_b, m.cw_email, m.ce_id, m.a_id, m.n_a,"
+		"   (SELECT x.b_id FROM %s.integration_crosswalk x WHERE x.a_id = m.a_id LIMIT 1),"
+		"   ta.snap, sh.a_snapshot, sh.b_snapshot"
+		" FROM m"
+		" LEFT JOIN LATERAL (SELECT %s AS snap FROM %s t WHERE t.%s = m.a_id::%s) ta"
+		"   ON m.a_id IS NOT NULL"
+		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = m.cw_id"
+		" ORDER BY m.x",
+		s, s, s, by_email, s, snap, store_table(st), store_key(st), store_key_type(st), s);
+	free(email);
+	free(snap);
+	free(by_email);
+	return sql;
+}
+
+/* The A rows needing attention: one pass, key order, keyset pagination. */
+static char *changes_statement(struct reconcile *r)
+{
+	const char *s = db_schema(r->db);
+	struct store *st = r->store;
+	char *email = store_email_sql(st, "t");
+	char *snap = store_snapshot_sql(st, "t", email, 2, 3);
+	char *d_email = store_email_sql(st, "d");
+	char *sql = xasprintf(
+		"SELECT t.%s::text, %s, x.b_id FROM %s t"
+		" LEFT JOIN %s.integration_crosswalk x ON x.a_id = t.%s::text"
+		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = x.id"
+		" WHERE ($1::text IS NULL OR t.%s > $1::%s)"
+		"   AND (x.id IS NULL OR sh.a_snapshot IS NULL"
+		"        OR (%s) - 'updated_at' IS DISTINCT FROM sh.a_snapshot - 'updated_at')"
+		"   AND t.%s::text <> ALL (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($6::jsonb)))"
+		"   AND %s ~ $5 AND pg_catalog.length(%s) <= %d"
+		"   AND NOT EXISTS (SELECT 1 FROM %s d WHERE %s = %s AND d.%s <> t.%s)"
+		" ORDER BY t.%s LIMIT $4::int",
+		store_key(st), email, store_table(st), s, store_key(st), s, store_key(st),
+		store_key_type(st), snap, store_key(st), email, email,
+		RECORD_EMAIL_MAX, store_table(st), d_email,
+		email, store_key(st), store_key(st), store_key(st));
+	free(d_email);
+	free(email);
+	free(snap);
+	return sql;
+}
+
+static char *book_statement(struct reconcile *r)
+{
+	const char *s = db_schema(r->db);
+	return xasprintf(
+		"WITH p AS (SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb)"
+		"  AS p(cw bigint, a text, b text, e text, sa jsonb, sb jsonb)),"
+		" n AS (SELECT p.*, CASE WHEN p.cw IS NULL"
+		"   THEN pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($2, 'id')) END AS new_id"
+		"  FROM p),"
+		" ins AS (INSERT INTO %s.integration_crosswalk (id, a_id, b_id, email)"
+		"  OVERRIDING SYSTEM VALUE SELECT new_id, a, b, e FROM n WHERE cw IS NULL RETURNING 1),"
+		" upd AS (UPDATE %s.integration_crosswalk x SET email = n.e, b_id = n.b,"
+		"   updated_at = pg_catalog.now()"
+		"  FROM n WHERE x.id = n.cw AND (x.email <> n.e OR x.b_id <> n.b) RETURNING 1),"
+		" sh AS (INSERT INTO %s.sync_shadow AS sh (crosswalk_id, a_snapshot, b_snapshot,"
+		"   synced_at)"
+		"  SELECT coalesce(cw, new_id), sa, sb, pg_catalog.now() FROM n WHERE sa IS NOT NULL"
+		"  ON CONFLICT (crosswalk_id) DO UPDATE SET a_snapshot = EXCLUDED.a_snapshot,"
+		"   b_snapshot = EXCLUDED.b_snapshot, synced_at = EXCLUDED.synced_at RETURNING 1)"
+		" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd),"
+		"  (SELECT count(*) FROM sh)",
+		s, s, s);
+}
+
+/* A conflict settled by a policy is resolved at once; one left alone
+ * (skip) stays open, recorded once however many runs see it again. */
+static char *conflict_statement(struct reconcile *r)
+{
+	const char *s = db_schema(r->db);
+	return xasprintf(
+		"INSERT INTO %s.sync_conflicts (crosswalk_id, email, field, a_value, b_value,"
+		"  base_value, policy, applied_value, winner, program, run_id, namespace, resolved_at)"
+		" SELECT (SELECT x.id FROM %s.integration_crosswalk x WHERE x.email = p.e),"
+		"  p.e, p.f, p.av, p.bv, p.base, p.policy, p.applied, p.winner, $2, $3, $4,"
+		"  CASE WHEN p.winner <> 'none' THEN pg_catalog.now() END"
+		" FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(e text, f text, av jsonb,"
+		"  bv jsonb, base jsonb, policy text, applied jsonb, winner text)"
+		" WHERE p.winner <> 'none' OR NOT EXISTS (SELECT 1 FROM %s.sync_conflicts o"
+		"  WHERE o.email = p.e AND o.field = p.f AND o.resolved_at IS NULL"
+		"    AND o.a_value IS NOT DISTINCT FROM p.av AND o.b_value IS NOT DISTINCT FROM p.bv)",
+		s, s, s);
+}
+
+static char *log_statement(struct reconcile *r)
+{
+	return xasprintf("INSERT INTO %s.sync_log (program, run_id, namespace, level, action, email,"
+			 "  a_id, b_id, detail)"
+			 " SELECT $2, $3, $4, p.level, p.action, p.e, p.a, p.b, p.detail"
+			 " FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(level text,"
+			 "  action text, e text, a text, b text, detail jsonb)",
+			 db_schema(r->db));
+}
+
+struct reconcile *reconcile_new(struct db *db, struct ml_client *ml, const struct cw_config *cfg,
+				struct store *store, const char *program, const char *run_id,
+				const struct reconcile_options *opts)
+{
+	struct reconcile *r = xcalloc(1, sizeof(*r));
+
+	r->db = db;
+	r->ml = ml;
+	r->cfg = cfg;
+	r->store = store;
+	r->program = xstrdup(program);
+	r->run_id = xstrdup(run_id ? run_id : "");
+	r->opts = *opts;
+	r->spec.cfg = cfg;
+	r->spec.run_direction = opts->direction;
+	r->spec.resubscribe = opts->resubscribe;
+	r->group_ids = json_object();
+	r->seen = json_array();
+	r->load_sql = load_statement(r);
+	r->changes_sql = changes_statement(r);
+	r->book_sql = book_statement(r);
+	r->conflict_sql = conflict_statement(r);
+	r->log_sql = log_statement(r);
+	r->unlink_sql = xasprintf("DELETE FROM %s.integration_crosswalk WHERE id = ANY($1::bigint[])",
+				  db_schema(db));
+	r->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
+	return r;
+}
+
+void reconcile_free(struct reconcile *r)
+{
+	if (!r)
+		return;
+	free(r->program);
+	free(r->run_id);
+	json_decref(r->group_ids);
+	json_decref(r->seen);
+	free(r->load_sql);
+	free(r->changes_sql);
+	free(r->book_sql);
+	free(r->conflict_sql);
+	free(r->log_sql);
+	free(r->unlink_sql);
+	free(r->crosswalk_table);
+	free(r);
+}
+
+void reconcile_counts_add(struct reconcile_counts *to, const struct reconcile_counts *c)
+{
+	to->processed += c->processed;
+	to->unchanged += c->unchanged;
+	to->to_a += c->to_a;
+	to->to_b += c->to_b;
+	to->created_in_a += c->created_in_a;
+	to->created_in_b += c->created_in_b;
+	to->linked += c->linked;
+	to->conflicts += c->conflicts;
+	to->only_in_b += c->only_in_b;
+	to->skipped += c->skipped;
+	to->errors += c->errors;
+	to->deferred += c->deferred;
+}
+
+/* ---- groups ---- */
+
+int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
+{
+	const struct cw_config *cfg = r->cfg;
+	json_t *groups = NULL, *g;
+	size_t i;
+
+	if (!cfg->nmanaged_groups || !cfg->a_groups || !*cfg->a_groups)
+		return 0;
+	if (ml_list_groups(r->ml, &groups, err) < 0)
+		return -1;
+	json_array_foreach(groups, i, g) {
+		const char *name = str_member(g, "name"), *id = str_member(g, "id");
+		for (size_t m = 0; name && id && m < cfg->nmanaged_groups; m++)
+			if (!strcmp(name, cfg->managed_groups[m]) &&
+			    !json_object_get(r->group_ids, name))
+				json_object_set_new(r->group_ids, name, json_string(id));
+	}
+	json_decref(groups);
+	for (size_t m = 0; m < cfg->nmanaged_groups; m++) {
+		const char *name = cfg->managed_groups[m];
+		struct ml_result res;
+
+		if (json_object_get(r->group_ids, name))
+			continue;
+		if (!cfg->create_groups || r->opts.dry_run) {
+			if (r->opts.dry_run && cfg->create_groups) {
+				json_object_set_new(r->group_ids, name, json_string("0"));
+				continue;
+			}
+			cw_error_set(err, CW_EXIT_CONFIG,
+				     "managed group \"%s\" does not exist in MailerLite", name);
+			cw_error_hint(err, "Create it in MailerLite, or set create_missing = true in "
+					   "[groups].");
+			return -1;
+		}
+		if (ml_create_group(r->ml, name, &res, err) < 0)
+			return -1;
+		const char *id = res.data ? str_member(res.data, "id") : NULL;
+		if (!ml_result_ok(&res) || !id || !ml_id_valid(id)) {
+			cw_error_set(err, CW_EXIT_UNAVAILABLE,
+				     "could not create group \"%s\" in MailerLite: %s (HTTP %ld)", name,
+				     res.message ? res.message : "no id in the answer", res.status);
+			ml_result_release(&res);
+			return -1;
+		}
+		log_info("created managed group \"%s\" in MailerLite", name);
+		json_object_set_new(r->group_ids, name, json_string(id));
+		ml_result_release(&res);
+	}
+	return 0;
+}
+
+/* ---- 1. locks ---- */
+
+/* Transaction-level locks on each email, in one order everywhere so that
+ * two programs locking overlapping sets cannot deadlock each other. */
+static int lock_emails(struct reconcile *r, const json_t *emails, struct cw_error *err)
+{
+	char *text = json_dumps(emails, JSON_COMPACT);
+	const char *params[] = { text };
+	PGresult *res = db_query_prepared(
+		r->db, "cw_lock_emails",
+		"SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
+		"  pg_catalog.hashtextextended('crosswalk-email:' || e, 0)))"
+		" FROM (SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text($1::jsonb) e"
+		"  ORDER BY e) q",
+		1, params, err);
+
+	free(text);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* ---- 2. load ---- */
+
+static json_t *parse_json(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_loads(PQgetvalue(res, row, col), 0, NULL);
+}
+
+static char *text_or_null(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : xstrdup(PQgetvalue(res, row, col));
+}
+
+static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_error *err)
+{
+	json_t *rows = json_array();
+	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
+
+	for (size_t i = 0; i < n; i++) {
+		if (cs[i].skip)
+			continue;
+		json_array_append_new(rows, json_pack("{s:I, s:s?, s:s?, s:s?}", "x", (json_int_t)i,
+						      "i", cs[i].b_id, "e", cs[i].email, "k",
+						      cs[i].a_key));
+	}
+	char *rows_text = json_dumps(rows, JSON_COMPACT);
+	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	const char *params[] = { rows_text, keys_text, groups_text };
+	PGresult *res = db_query_prepared(r->db, "cw_reconcile_load", r->load_sql, 3, params, err);
+
+	free(rows_text);
+	free(keys_text);
+	free(groups_text);
+	json_decref(rows);
+	json_decref(keys);
+	json_decref(groups);
+	if (!res)
+		return -1;
+	for (int row = 0; row < PQntuples(res); row++) {
+		long long x = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+		if (x < 0 || (size_t)x >= n)
+			continue;
+		struct contact *c = &cs[x];
+		c->cw_id = PQgetisnull(res, row, 1) ? 0 : strtoll(PQgetvalue(res, row, 1), NULL, 10);
+		if (c->cw_id && !c->b_id)
+			c->b_id = text_or_null(res, row, 2);
+		c->cw_email = text_or_null(res, row, 3);
+		bool email_pinned = !PQgetisnull(res, row, 4);
+		char *a_id = text_or_null(res, row, 5);
+		long long n_a = PQgetisnull(res, row, 6) ? 0 : strtoll(PQgetvalue(res, row, 6), NULL, 10);
+		bool a_pinned = !PQgetisnull(res, row, 7);
+		c->a_snap = parse_json(res, row, 8);
+		c->sh_a = parse_json(res, row, 9);
+		c->sh_b = parse_json(res, row, 10);
+		if (!c->a_snap) {
+			free(a_id);
+			a_id = NULL;
+		}
+		if (!c->a_key)
+			c->a_key = a_id;
+		else
+			free(a_id);
+		if (c->cw_id)
+			continue;
+		/* Not linked yet: a link by email must not contradict a pin. */
+		if (email_pinned)
+			c->skip = "email already linked to other ids";
+		else if (n_a > 1)
+			c->skip = "duplicate email in A";
+		else if (c->a_snap && a_pinned)
+			c->skip = "A row already linked to another subscriber";
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- 3. plan ---- */
+
+static bool may_push(const struct reconcile *r)
+{
+	return r->opts.direction != CW_DIR_B_TO_A;
+}
+
+static bool may_pull(const struct reconcile *r)
+{
+	return r->opts.direction != CW_DIR_A_TO_B;
+}
+
+static void plan_contact(struct reconcile *r, struct contact *c)
+{
+	if (c->skip)
+		return;
+	if (c->cw_id && !c->a_snap) {
+		c->skip = "A row of the link no longer exists";
+		return;
+	}
+	if (!c->b_snap && c->cw_id) {
+		if (!r->opts.repair_missing) {
+			set_error(c, "subscriber %s is linked but no longer exists in MailerLite",
+				  c->b_id ? c->b_id : "?");
+			return;
+		}
+		/* Repair: forget the dead link; the contact is created again. */
+		c->unlink = true;
+		json_decref(c->sh_a);
+		json_decref(c->sh_b);
+		c->sh_a = c->sh_b = NULL;
+	}
+	if (!c->a_snap && !c->b_snap) {
+		c->skip = "on neither side";
+		return;
+	}
+	if (!c->a_snap && (!r->cfg->import_new || !may_pull(r))) {
+		c->only_in_b = true;
+		return;
+	}
+	if (!c->b_snap && !may_push(r)) {
+		c->skip = "only in A, and this run does not write to MailerLite";
+		return;
+	}
+	if (merge_plan(&r->spec, c->a_snap, c->b_snap, c->sh_a, c->sh_b, &c->plan) == 0)
+		c->planned = true;
+}
+
+/* ---- 4. B ---- */
+
+struct outgoing {
+	json_t *requests; /* the flat list, in order */
+	size_t *owner;	  /* contact of each request */
+	char *kind;	  /* 'w' write, 'c' create, 'r' read back */
+	size_t n, cap;
+};
+
+static void out_add(struct outgoing *o, size_t owner, char kind, json_t *request)
+{
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 64;
+		o->owner = xrealloc(o->owner, o->cap * sizeof(*o->owner));
+		o->kind = xrealloc(o->kind, o->cap);
+	}
+	o->owner[o->n] = owner;
+	o->kind[o->n] = kind;
+	o->n++;
+	json_array_append_new(o->requests, request);
+}
+
+/* The B values a plan pushes: {"fields": {...}, "email"?, "status"?} and the
+ * group changes (name → true/false). New references. */
+static void pushed_values(const struct merge_plan *p, bool all_values, json_t **body,
+			  json_t **groups)
+{
+	json_t *fields = json_object();
+
+	*body = json_object();
+	*groups = json_object();
+	for (size_t i = 0; i < p->n; i++) {
+		const struct merge_item *it = &p->items[i];
+		bool push = it->action == MERGE_PUSH;
+		/* A create sends every value B is to hold. */
+		if (!push && !(all_values && it->value && it->action != MERGE_KEEP))
+			continue;
+		json_t *v = json_incref(it->value);
+		switch (it->kind) {
+		case MERGE_EMAIL:
+			json_object_set_new(*body, "email", v);
+			break;
+		case MERGE_FIELD:
+			json_object_set_new(fields, it->name, v);
+			break;
+		case MERGE_STATUS:
+			if (json_is_string(v) && *json_string_value(v))
+				json_object_set_new(*body, "status", v);
+			else
+				json_decref(v);
+			break;
+		case MERGE_GROUP:
+			json_object_set_new(*groups, it->name, v);
+			break;
+		}
+	}
+	if (json_object_size(fields))
+		json_object_set_new(*body, "fields", fields);
+	else
+		json_decref(fields);
+}
+
+static char *subscriber_path(const char *id_or_email, const char *suffix)
+{
+	char *e = http_escape(id_or_email);
+	char *path = xasprintf("api/subscribers/%s%s", e, suffix ? suffix : "");
+	free(e);
+	return path;
+}
+
+static void queue_b_writes(struct reconcile *r, struct contact *cs, size_t idx,
+			   struct outgoing *o)
+{
+	struct contact *c = &cs[idx];
+	json_t *body, *groups, *v;
+	const char *name;
+
+	if (!c->planned || c->error)
+		return;
+	bool create = c->plan.create_b || c->unlink;
+	if (!create && !c->plan.pushes)
+		return;
+	pushed_values(&c->plan, create, &body, &groups);
+	if (create) {
+		json_t *ids = json_array();
+		json_object_foreach(groups, name, v) {
+			const char *gid = str_member(r->group_ids, name);
+			if (json_is_true(v) && gid)
+				json_array_append_new(ids, json_string(gid));
+		}
+		if (!json_object_get(body, "email"))
+			json_object_set_new(body, "email", json_string(c->email));
+		if (json_array_size(ids))
+			json_object_set_new(body, "groups", ids);
+		else
+			json_decref(ids);
+		out_add(o, idx, 'c', ml_batch_request("POST", "api/subscribers", body));
+		/* Read back like any changed contact. It also keeps the batch from
+		 * being all creations, which the API would count as an import
+		 * (5 a minute) rather than one request of the rate limit. */
+		char *path = subscriber_path(c->email, NULL);
+		out_add(o, idx, 'r', ml_batch_request("GET", path, NULL));
+		free(path);
+		json_decref(groups);
+		return;
+	}
+	json_object_foreach(groups, name, v) {
+		const char *gid = str_member(r->group_ids, name);
+		char suffix[64];
+		if (!gid)
+			continue;
+		snprintf(suffix, sizeof(suffix), "/groups/%s", gid);
+		char *path = subscriber_path(c->b_id, suffix);
+		out_add(o, idx, 'w',
+			ml_batch_request(json_is_true(v) ? "POST" : "DELETE", path, NULL));
+		free(path);
+	}
+	json_decref(groups);
+	json_t *status = json_incref(json_object_get(body, "status"));
+	if (c->plan.resubscribe && status) {
+		/* PUT cannot revive an unsubscribed subscriber; the upsert can. */
+		json_object_del(body, "status");
+	}
+	if (json_object_size(body)) {
+		char *path = subscriber_path(c->b_id, NULL);
+		out_add(o, idx, 'w', ml_batch_request("PUT", path, json_incref(body)));
+		free(path);
+	}
+	if (c->plan.resubscribe && status) {
+		const json_t *final_email = json_object_get(c->plan.b_after, "email");
+		out_add(o, idx, 'w',
+			ml_batch_request("POST", "api/subscribers",
+					 json_pack("{s:O, s:b, s:O}", "email", final_email,
+						   "resubscribe", 1, "status", status)));
+	}
+	json_decref(status);
+	json_decref(body);
+	char *path = subscriber_path(c->b_id, NULL);
+	out_add(o, idx, 'r', ml_batch_request("GET", path, NULL));
+	free(path);
+}
+
+/* What B said about one inner request, as a contact's error. */
+static void record_b_refusal(struct contact *c, const struct ml_batch_item *item,
+			     const json_t *request)
+{
+	struct strbuf fields = STRBUF_INIT;
+	const char *key;
+	const json_t *v;
+
+	if (json_is_object(item->errors)) {
+		json_object_foreach((json_t *)item->errors, key, v)
+			strbuf_addf(&fields, "%s%s", fields.len ? ", " : "", key);
+	}
+	if (item->code == 404)
+		set_error(c, "subscriber %s no longer exists in MailerLite (%s %s: 404)",
+			  c->b_id ? c->b_id : c->email, str_member(request, "method"),
+			  str_member(request, "path"));
+	else
+		set_error(c, "MailerLite refused %s %s with %ld: %s%s%s%s",
+			  str_member(request, "method"), str_member(request, "path"), item->code,
+			  item->message ? item->message : "no message",
+			  fields.len ? " (fields: " : "", fields.len ? fields.buf : "",
+			  fields.len ? ")" : "");
+	strbuf_release(&fields);
+	c->b_failed = true;
+}
+
+static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
+		  struct cw_error *err)
+{
+	size_t per = (size_t)r->cfg->batch_size;
+
+	if (per > ML_BATCH_MAX || per < 1)
+		per = ML_BATCH_MAX;
+	for (size_t start = 0; start < o->n; start += per) {
+		size_t end = start + per < o->n ? start + per : o->n;
+		json_t *slice = json_array();
+		struct ml_batch_result res;
+
+		for (size_t i = start; i < end; i++)
+			json_array_append(slice, json_array_get(o->requests, i));
+		int rc = ml_batch(r->ml, slice, &res, err);
+		json_decref(slice);
+		if (rc < 0)
+			return -1;
+		if (res.status != 200) {
+			cw_error_set(err, CW_EXIT_SOFTWARE, "MailerLite refused a batch with %ld: %s",
+				     res.status, res.message ? res.message : "no message");
+			ml_batch_result_release(&res);
+			return -1;
+		}
+		for (size_t i = start; i < end; i++) {
+			const struct ml_batch_item *item = &res.items[i - start];
+			struct contact *c = &cs[o->owner[i]];
+			bool ok = item->code >= 200 && item->code < 300;
+
+			if (!ok) {
+				record_b_refusal(c, item, json_array_get(o->requests, i));
+				continue;
+			}
+			if (o->kind[i] == 'w')
+				continue;
+			const char *id = item->data ? str_member(item->data, "id") : NULL;
+			if (!id || !record_id_valid(id)) {
+				set_error(c, "MailerLite answered without a subscriber id");
+				c->b_failed = true;
+				continue;
+			}
+			if (o->kind[i] == 'c') {
+				free(c->new_b_id);
+				c->new_b_id = xstrdup(id);
+			}
+			json_decref(c->b_read);
+			c->b_read = shadow_b_snapshot(item->data, r->cfg);
+		}
+		ml_batch_result_release(&res);
+	}
+	return 0;
+}
+
+/* ---- 5. A ---- */
+
+/* The A values a plan pulls, as store_update_rows' "set". */
+static json_t *pulled_values(const struct reconcile *r, const struct merge_plan *p, bool all)
+{
+	json_t *set = json_object(), *fields = json_object();
+	bool groups = false;
+
+	for (size_t i = 0; i < p->n; i++) {
+		const struct merge_item *it = &p->items[i];
+		if (it->action != MERGE_PULL && !(all && it->value && it->action != MERGE_KEEP))
+			continue;
+		switch (it->kind) {
+		case MERGE_EMAIL:
+			json_object_set(set, "email", it->value);
+			break;
+		case MERGE_FIELD:
+			json_object_set(fields, it->name, it->value);
+			break;
+		case MERGE_STATUS:
+			json_object_set(set, "status", it->value);
+			break;
+		case MERGE_GROUP:
+			groups = true;
+			break;
+		}
+	}
+	json_object_set_new(set, "fields", fields);
+	if (groups) {
+		const json_t *after = json_object_get(p->a_after, "groups");
+		json_object_set_new(set, "groups", after ? json_deep_copy(after) : json_array());
+	}
+	(void)r;
+	return set;
+}
+
+static bool a_write_needed(const struct contact *c)
+{
+	return c->planned && !c->error && (c->plan.create_a || c->plan.pulls);
+}
+
+/* A data error in one row must not sink the others: after the batch
+ * statement fails on one, each row is tried alone under a savepoint. */
+static bool data_error(struct db *db)
+{
+	const char *state = db_sqlstate(db);
+	return !strncmp(state, "22", 2) || !strncmp(state, "23", 2);
+}
+
+static void take_a_rows(struct contact *cs, size_t n, PGresult *res, bool insert)
+{
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *id = PQgetvalue(res, row, 0);
+		for (size_t i = 0; i < n; i++) {
+			struct contact *c = &cs[i];
+			if (!a_write_needed(c) || c->plan.create_a != insert || c->a_written)
+				continue;
+			if (insert ? strcmp(c->email, id) : strcmp(c->a_key, id))
+				continue;
+			c->a_written = true;
+			c->a_read = parse_json(res, row, insert ? 2 : 1);
+			if (insert)
+				c->new_a_key = xstrdup(PQgetvalue(res, row, 1));
+			break;
+		}
+	}
+}
+
+static json_t *a_row(const struct reconcile *r, const struct contact *c)
+{
+	json_t *set = pulled_values(r, &c->plan, c->plan.create_a);
+
+	if (c->plan.create_a) {
+		if (!json_object_get(set, "email"))
+			json_object_set_new(set, "email", json_string(c->email));
+		return json_pack("{s:s, s:o}", "e", c->email, "set", set);
+	}
+	return json_pack("{s:s, s:O, s:o}", "k", c->a_key, "expect", c->a_snap, "set", set);
+}
+
+static PGresult *write_a_rows(struct reconcile *r, bool insert, const json_t *rows,
+			      struct cw_error *err)
+{
+	char *text = json_dumps(rows, JSON_COMPACT);
+	PGresult *res = insert ? store_insert_rows(r->store, r->db, text, err)
+			       : store_update_rows(r->store, r->db, text, err);
+	free(text);
+	return res;
+}
+
+static int write_a_one_by_one(struct reconcile *r, struct contact *cs, size_t n, bool insert,
+			      struct cw_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct contact *c = &cs[i];
+		if (!a_write_needed(c) || c->plan.create_a != insert)
+			continue;
+		json_t *one = json_array();
+		json_array_append_new(one, a_row(r, c));
+		if (db_exec(r->db, "SAVEPOINT cw_row", 0, NULL, err) < 0) {
+			json_decref(one);
+			return -1;
+		}
+		PGresult *res = write_a_rows(r, insert, one, err);
+		json_decref(one);
+		if (res) {
+			take_a_rows(cs, n, res, insert);
+			PQclear(res);
+			if (db_exec(r->db, "RELEASE SAVEPOINT cw_row", 0, NULL, err) < 0)
+				return -1;
+			continue;
+		}
+		if (!data_error(r->db))
+			return -1;
+		set_error(c, "the A table refused the value: %s", err->msg);
+		if (db_exec(r->db, "ROLLBACK TO SAVEPOINT cw_row", 0, NULL, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int write_a(struct reconcile *r, struct contact *cs, size_t n, bool insert,
+		   struct cw_error *err)
+{
+	json_t *rows = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		if (a_write_needed(&cs[i]) && cs[i].plan.create_a == insert)
+			json_array_append_new(rows, a_row(r, &cs[i]));
+	if (!json_array_size(rows)) {
+		json_decref(rows);
+		return 0;
+	}
+	if (db_exec(r->db, "SAVEPOINT cw_rows", 0, NULL, err) < 0) {
+		json_decref(rows);
+		return -1;
+	}
+	PGresult *res = write_a_rows(r, insert, rows, err);
+	json_decref(rows);
+	if (res) {
+		take_a_rows(cs, n, res, insert);
+		PQclear(res);
+		return db_exec(r->db, "RELEASE SAVEPOINT cw_rows", 0, NULL, err);
+	}
+	if (!data_error(r->db))
+		return -1;
+	if (db_exec(r->db, "ROLLBACK TO SAVEPOINT cw_rows", 0, NULL, err) < 0)
+		return -1;
+	return write_a_one_by_one(r, cs, n, insert, err);
+}
+
+/* ---- 6. bookkeeping ---- */
+
+static bool advanced(const struct contact *c)
+{
+	return c->planned && !c->error && !c->a_deferred;
+}
+
+/* The snapshot to keep for a side: the plan's (KEEP items hold the base),
+ * with the time the side reported after the writes when what it reported
+ * is what the plan meant it to hold, so that an incremental run sees the
+ * contact as unchanged. */
+static json_t *shadow_side(const json_t *planned, const json_t *read)
+{
+	json_t *out = json_deep_copy(planned);
+
+	if (read) {
+		json_t *a = json_deep_copy(planned), *b = json_deep_copy(read);
+		json_object_del(a, "updated_at");
+		json_object_del(b, "updated_at");
+		if (json_equal(a, b))
+			json_object_set(out, "updated_at", json_object_get(read, "updated_at"));
+		json_decref(a);
+		json_decref(b);
+	}
+	return out;
+}
+
+static const char *final_email(const struct contact *c)
+{
+	const char *e = str_member(c->plan.b_after, "email");
+	for (size_t i = 0; i < c->plan.n; i++)
+		if (c->plan.items[i].kind == MERGE_EMAIL && c->plan.items[i].action == MERGE_KEEP)
+			return c->cw_email ? c->cw_email : c->email;
+	return e && *e ? e : c->email;
+}
+
+static void log_row(json_t *log, const char *level, const char *action,
+		    const struct contact *c, json_t *detail)
+{
+	const char *a = c->new_a_key ? c->new_a_key : c->a_key;
+	const char *b = c->new_b_id ? c->new_b_id : c->b_id;
+	json_array_append_new(log, json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:o?}", "level", level,
+					     "action", action, "e", c->email, "a", a, "b", b,
+					     "detail", detail));
+}
+
+static json_t *item_names(const struct merge_plan *p, enum merge_action action)
+{
+	json_t *names = json_array();
+	for (size_t i = 0; i < p->n; i++) {
+		const struct merge_item *it = &p->items[i];
+		if (it->action != action)
+			continue;
+		if (it->kind == MERGE_GROUP)
+			json_array_append_new(names, json_sprintf("groups:%s", it->name));
+		else
+			json_array_append_new(names, json_string(it->name));
+	}
+	return names;
+}
+
+/* sync_conflicts.winner: 'a', 'b', or 'none' when nothing was applied. */
+static const char *winner_name(char winner)
+{
+	return winner == 'a' ? "a" : winner == 'b' ? "b" : "none";
+}
+
+static json_t *conflict_row(const struct contact *c, const struct merge_item *it)
+{
+	char field[300];
+	if (it->kind == MERGE_GROUP)
+		snprintf(field, sizeof(field), "groups:%s", it->name);
+	else
+		snprintf(field, sizeof(field), "%s", it->name);
+	return json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:s, s:O?, s:s}", "e", final_email(c), "f",
+			 field, "av", it->a_value, "bv", it->b_value, "base", it->base_value,
+			 "policy", config_policy_name(it->policy), "applied",
+			 it->winner == 'n' ? NULL : it->value, "winner", winner_name(it->winner));
+}
+
+static int exec_json(struct reconcile *r, const char *name, const char *sql, const json_t *rows,
+		     int extra, struct cw_error *err)
+{
+	if (!json_array_size(rows))
+		return 0;
+	char *text = json_dumps(rows, JSON_COMPACT);
+	const char *params[] = { text, extra ? r->crosswalk_table : r->program, r->run_id,
+				 r->cfg->namespace };
+	PGresult *res = db_query_prepared(r->db, name, sql, extra ? 2 : 4, params, err);
+	free(text);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* Whether the contact's shadow now shows it as synced, so that the search
+ * for A's changes will not find it again in this pass. */
+static bool settled(const struct reconcile *r, const struct contact *c)
+{
+	if (r->opts.dry_run || !c->planned || c->error || c->a_deferred)
+		return false;
+	for (size_t i = 0; i < c->plan.n; i++)
+		if (c->plan.items[i].action == MERGE_KEEP)
+			return false;
+	return true;
+}
+
+static void count_and_log(struct reconcile *r, struct contact *c, struct reconcile_counts *k,
+			  json_t *log, json_t *conflicts, json_t *book)
+{
+	k->processed++;
+	if (c->skip) {
+		k->skipped++;
+		log_row(log, "warning", "skipped", c, json_pack("{s:s}", "reason", c->skip));
+		return;
+	}
+	if (c->only_in_b) {
+		k->only_in_b++;
+		return;
+	}
+	if (c->error) {
+		k->errors++;
+		log_row(log, "error", "error", c, json_pack("{s:s}", "error", c->error));
+		return;
+	}
+	if (!c->planned)
+		return;
+	if (c->a_deferred) {
+		k->deferred++;
+		log_row(log, "warning", "deferred", c,
+			json_pack("{s:s}", "reason", "the A row changed while it was being synced"));
+		return;
+	}
+	const struct merge_plan *p = &c->plan;
+	const bool create_b = p->create_b || c->unlink, new_link = !c->cw_id || c->unlink;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->items[i].conflict)
+			json_array_append_new(conflicts, conflict_row(c, &p->items[i]));
+	k->conflicts += (long long)p->conflicts;
+	if (create_b)
+		k->created_in_b++;
+	else if (p->pushes)
+		k->to_b++;
+	if (p->create_a)
+		k->created_in_a++;
+	else if (p->pulls)
+		k->to_a++;
+	if (new_link)
+		k->linked++;
+	if (!create_b && !p->create_a && !p->pushes && !p->pulls && !new_link)
+		k->unchanged++;
+
+	if (c->unlink)
+		log_row(log, "warning", "repaired", c,
+			json_pack("{s:s, s:s?}", "reason", "linked subscriber missing in MailerLite",
+				  "old_b_id", c->b_id));
+	if (create_b)
+		log_row(log, "info", "created_in_b", c, NULL);
+	else if (p->create_a)
+		log_row(log, "info", "created_in_a", c, NULL);
+	else if (p->pushes || p->pulls)
+		log_row(log, "info", "updated", c,
+			json_pack("{s:o, s:o}", "toB", item_names(p, MERGE_PUSH), "toA",
+				  item_names(p, MERGE_PULL)));
+	else if (new_link)
+		log_row(log, "info", "linked", c, NULL);
+
+	if (!p->shadow_changed && !new_link && !p->pushes && !p->pulls)
+		return;
+	json_t *sa = shadow_side(p->a_after, c->a_read), *sb = shadow_side(p->b_after, c->b_read);
+	const char *a_key = c->new_a_key ? c->new_a_key : c->a_key;
+	const char *b_id = c->new_b_id ? c->new_b_id : c->b_id;
+	json_array_append_new(book, json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}", "cw",
+					      new_link ? json_null() : json_integer(c->cw_id), "a",
+					      a_key, "b", b_id, "e", final_email(c), "sa", sa, "sb",
+					      sb));
+}
+
+/* In a dry run: what would be done to the contact. */
+static json_t *change_entry(const struct contact *c)
+{
+	const struct merge_plan *p = &c->plan;
+	json_t *e = json_pack("{s:s, s:s?, s:s?}", "email", c->email, "a_id", c->a_key, "b_id",
+			      c->b_id);
+	const char *action = p->create_b || c->unlink ? "create_in_b"
+			     : p->create_a	      ? "create_in_a"
+			     : p->pushes || p->pulls  ? "update"
+			     : !c->cw_id	      ? "link"
+						      : NULL;
+	if (!action && !p->conflicts) {
+		json_decref(e);
+		return NULL;
+	}
+	json_object_set_new(e, "action", json_string(action ? action : "conflict"));
+	json_t *to_b = json_object(), *to_a = json_object(), *conflicts = json_array();
+	for (size_t i = 0; i < p->n; i++) {
+		const struct merge_item *it = &p->items[i];
+		char name[300];
+		snprintf(name, sizeof(name), "%s%s", it->kind == MERGE_GROUP ? "groups:" : "",
+			 it->name);
+		if (it->action == MERGE_PUSH)
+			json_object_set(to_b, name, it->value);
+		else if (it->action == MERGE_PULL)
+			json_object_set(to_a, name, it->value);
+		if (it->conflict)
+			json_array_append_new(conflicts,
+					      json_pack("{s:s, s:O?, s:O?, s:s, s:s}", "field", name,
+							"a", it->a_value, "b", it->b_value, "policy",
+							config_policy_name(it->policy), "winner",
+							winner_name(it->winner)));
+	}
+	json_object_set_new(e, "toB", to_b);
+	json_object_set_new(e, "toA", to_a);
+	json_object_set_new(e, "conflicts", conflicts);
+	return e;
+}
+
+static void report_add(json_t *report, const char *name, json_t *entry)
+{
+	json_t *list;
+
+	if (!report || !entry) {
+		json_decref(entry);
+		return;
+	}
+	list = json_object_get(report, name);
+	if (!list) {
+		list = json_array();
+		json_object_set_new(report, name, list);
+	}
+	if (json_array_size(list) < RECONCILE_REPORT_MAX)
+		json_array_append_new(list, entry);
+	else
+		json_decref(entry);
+}
+
+/* ---- the whole set ---- */
+
+static void contacts_from_refs(struct reconcile *r, const struct contact_ref *refs, size_t n,
+			       struct contact *cs)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct contact_ref *ref = &refs[i];
+		struct contact *c = &cs[i];
+
+		if (ref->subscriber) {
+			const char *id = str_member(ref->subscriber, "id");
+			const char *raw = str_member(ref->subscriber, "email");
+			c->email = record_normalize_email(raw ? raw : "");
+			if (!id || !record_id_valid(id)) {
+				c->skip = "subscriber without a usable id";
+				continue;
+			}
+			c->b_id = xstrdup(id);
+			if (record_email_problem(c->email)) {
+				c->skip = record_email_problem(c->email);
+				continue;
+			}
+			c->b_snap = shadow_b_snapshot(ref->subscriber, r->cfg);
+		} else if (ref->email) {
+			c->email = xstrdup(ref->email);
+		}
+		if (ref->a_key)
+			c->a_key = xstrdup(ref->a_key);
+		if (!c->email)
+			c->skip = "no email";
+	}
+}
+
+static json_t *email_list(const struct contact *cs, size_t n, bool pinned)
+{
+	json_t *emails = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (cs[i].skip)
+			continue;
+		if (!pinned && cs[i].email)
+			json_array_append_new(emails, json_string(cs[i].email));
+		if (pinned && cs[i].cw_email && strcmp(cs[i].cw_email, cs[i].email))
+			json_array_append_new(emails, json_string(cs[i].cw_email));
+	}
+	return emails;
+}
+
+static int lock_set(struct reconcile *r, struct contact *cs, size_t n, bool pinned,
+		    struct cw_error *err)
+{
+	json_t *emails = email_list(cs, n, pinned);
+	int rc = json_array_size(emails) ? lock_emails(r, emails, err) : 0;
+	json_decref(emails);
+	return rc;
+}
+
+static int bookkeeping(struct reconcile *r, struct contact *cs, size_t n,
+		       struct reconcile_counts *counts, json_t *report, struct cw_error *err)
+{
+	json_t *log = json_array(), *conflicts = json_array(), *book = json_array();
+	struct strbuf unlink = STRBUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct contact *c = &cs[i];
+		count_and_log(r, c, counts, log, conflicts, book);
+		if (c->a_key && !settled(r, c))
+			json_array_append_new(r->seen, json_string(c->a_key));
+		if (c->error)
+			report_add(report, "errors",
+				   json_pack("{s:s?, s:s?, s:s?, s:s}", "email", c->email, "a_id",
+					     c->a_key, "b_id", c->b_id, "error", c->error));
+		if (r->opts.dry_run && c->planned && !c->error)
+			report_add(report, "changes", change_entry(c));
+		if (c->unlink && advanced(c))
+			strbuf_addf(&unlink, "%s%lld", unlink.len ? "," : "{", c->cw_id);
+	}
+	if (!r->opts.dry_run) {
+		if (unlink.len) {
+			strbuf_addch(&unlink, '}');
+			const char *params[] = { unlink.buf };
+			rc = db_exec(r->db, r->unlink_sql, 1, params, err);
+		}
+		if (rc == 0)
+			rc = exec_json(r, "cw_reconcile_book", r->book_sql, book, 1, err);
+		if (rc == 0)
+			rc = exec_json(r, "cw_reconcile_conflicts", r->conflict_sql, conflicts, 0, err);
+		if (rc == 0)
+			rc = exec_json(r, "cw_reconcile_log", r->log_sql, log, 0, err);
+	}
+	strbuf_release(&unlink);
+	json_decref(log);
+	json_decref(conflicts);
+	json_decref(book);
+	return rc;
+}
+
+int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size_t n,
+		       struct reconcile_counts *counts, json_t *report, struct cw_error *err)
+{
+	struct contact *cs = xcalloc(n ? n : 1, sizeof(*cs));
+	struct outgoing out = { json_array(), NULL, NULL, 0, 0 };
+	struct reconcile_counts got = { 0 };
+	int rc = -1;
+
+	contacts_from_refs(r, refs, n, cs);
+	if (lock_set(r, cs, n, false, err) < 0 || load(r, cs, n, err) < 0 ||
+	    lock_set(r, cs, n, true, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		plan_contact(r, &cs[i]);
+		if (!r->opts.dry_run)
+			queue_b_writes(r, cs, i, &out);
+	}
+	if (out.n && send_b(r, cs, &out, err) < 0)
+		goto out;
+	if (!r->opts.dry_run) {
+		if (write_a(r, cs, n, false, err) < 0 || write_a(r, cs, n, true, err) < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++)
+			if (a_write_needed(&cs[i]) && !cs[i].a_written && !cs[i].error)
+				cs[i].a_deferred = true;
+	}
+	if (bookkeeping(r, cs, n, &got, report, err) < 0)
+		goto out;
+	reconcile_counts_add(counts, &got);
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		contact_release(&cs[i]);
+	free(cs);
+	json_decref(out.requests);
+	free(out.owner);
+	free(out.kind);
+	return rc;
+}
+
+/* ---- the A side's changes ---- */
+
+int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
+			struct cw_error *err)
+{
+	char *seen_text = json_dumps(r->seen, JSON_COMPACT);
+	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
+	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	char limit_text[24];
+	snprintf(limit_text, sizeof(limit_text), "%d", limit);
+	const char *params[] = { after_key, keys_text, groups_text, limit_text,
+				 RECORD_EMAIL_PATTERN, seen_text };
+	PGresult *res = db_query_prepared(r->db, "cw_reconcile_changes", r->changes_sql, 6, params,
+					  err);
+
+	free(seen_text);
+	free(keys_text);
+	free(groups_text);
+	json_decref(keys);
+	json_decref(groups);
+	if (!res)
+		return -1;
+	*rows = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(*rows,
+				      json_pack("{s:s, s:s, s:s?}", "k", PQgetvalue(res, i, 0), "e",
+						PQgetvalue(res, i, 1), "b",
+						PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2)));
+	PQclear(res);
+	return 0;
+}
+
+int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscribers,
+		      struct cw_error *err)
+{
+	json_t *requests = json_array(), *row;
+	struct ml_batch_result res;
+	size_t i;
+
+	*subscribers = NULL;
+	json_array_foreach(rows, i, row) {
+		const char *b = str_member(row, "b");
+		char *path = subscriber_path(b ? b : str_member(row, "e"), NULL);
+		json_array_append_new(requests, ml_batch_request("GET", path, NULL));
+		free(path);
+	}
+	if (!json_array_size(requests)) {
+		json_decref(requests);
+		*subscribers = json_array();
+		return 0;
+	}
+	int rc = ml_batch(r->ml, requests, &res, err);
+	json_decref(requests);
+	if (rc < 0)
+		return -1;
+	if (res.status != 200) {
+		cw_error_set(err, CW_EXIT_SOFTWARE, "MailerLite refused a batch with %ld: %s",
+			     res.status, res.message ? res.message : "no message");
+		ml_batch_result_release(&res);
+		return -1;
+	}
+	*subscribers = json_array();
+	for (i = 0; i < res.n; i++) {
+		const struct ml_batch_item *item = &res.items[i];
+		const char *id = item->data ? str_member(item->data, "id") : NULL;
+		const char *email = item->data ? str_member(item->data, "email") : NULL;
+		if (item->code == 200 && id && record_id_valid(id) && email) {
+			json_array_append(*subscribers, (json_t *)item->data);
+		} else if (item->code == 404) {
+			json_array_append_new(*subscribers, json_null());
+		} else {
+			cw_error_set(err, CW_EXIT_UNAVAILABLE,
+				     "MailerLite answered %ld to reading a subscriber%s%s", item->code,
+				     item->message ? ": " : "", item->message ? item->message : "");
+			json_decref(*subscribers);
+			*subscribers = NULL;
+			ml_batch_result_release(&res);
+			return -1;
+		}
+	}
+	ml_batch_result_release(&res);
+	return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * Reconciling a set of contacts on both sides: the unit of work that
+ * enterprise-sync runs per page of B (and per slice of changed A rows) and
+ * smart-sync per run. For the set, in the caller's open transaction:
+ *
+ *   1. per-email transaction advisory locks (the same for every program);
+ *   2. one query loads the A rows, crosswalk rows and shadows;
+ *   3. lib/merge plans each contact;
+ *   4. B's changes go through /batch (PUT for existing subscribers, group
+ *      assign/unassign, POST to create), each contact read back in the same
+ *      batch for the shadow; a contact B refuses is a record-level error and
+ *      is not advanced;
+ *   5. A's changes are written in one statement (one more for inserts),
+ *      never over a row that changed in A since it was loaded;
+ *   6. crosswalk rows, shadows, sync_conflicts and sync_log are written.
+ *
+ * The caller commits (together with its cursor) or rolls back. A crash
+ * anywhere re-derives the same plan: B writes are idempotent updates, and
+ * the shadow only moves with the A changes.
+ */
+#ifndef CW_RECONCILE_H
+#define CW_RECONCILE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "db.h"
+#include "error.h"
+#include "mailerlite.h"
+#include "store.h"
+
+struct reconcile_options {
+	enum cw_direction direction; /* which sides this run may write */
+	bool resubscribe;	     /* a push may revive unsubscribed, bounced, junk */
+	bool repair_missing;	     /* a linked subscriber B no longer has: unlink and
+				      * create it again (else reported as an error) */
+	bool dry_run;		     /* plan and report; write nothing anywhere */
+	bool use_lookup;	     /* find A rows by email through the session's
+				      * pg_temp.cw_a_lookup (store_build_lookup) */
+};
+
+/* One contact to reconcile, borrowed: B's subscriber object when B has it
+ * (a list item or a GET answer), else NULL; and/or A's key as text with its
+ * normalized email (from reconcile_a_changes). A ref without a subscriber
+ * is one B does not have (the caller asked: a 404). */
+struct contact_ref {
+	const json_t *subscriber;
+	const char *a_key;
+	const char *email;
+};
+
+struct reconcile_counts {
+	long long processed;	/* contacts looked at */
+	long long unchanged;	/* nothing to do */
+	long long to_a, to_b;	/* contacts updated on that side */
+	long long created_in_a, created_in_b;
+	long long linked;	/* new crosswalk rows */
+	long long conflicts;	/* field conflicts detected */
+	long long only_in_b;	/* B subscribers left alone (no A row, no import) */
+	long long skipped;	/* unusable or ambiguous contacts, see sync_log */
+	long long errors;	/* record-level failures */
+	long long deferred;	/* changed in A while planned: next run */
+};
+
+struct reconcile;
+
+/* db, ml, cfg and store are borrowed and must outlive it; program and
+ * run_id are copied. */
+struct reconcile *reconcile_new(struct db *db, struct ml_client *ml, const struct cw_config *cfg,
+				struct store *store, const char *program, const char *run_id,
+				const struct reconcile_options *opts);
+void reconcile_free(struct reconcile *r);
+
+/* Resolve the managed groups' ids in B, once per run (GET /groups), creating
+ * the missing ones when the config allows; else CW_EXIT_CONFIG naming them. */
+int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err);
+
+/*
+ * Reconcile n contacts inside the caller's transaction. Counts are added to
+ * *counts. report (borrowed, may be NULL) is a JSON object whose arrays
+ * "errors" (record-level failures) and, in a dry run, "changes" (the
+ * planned changes) get one entry per contact, up to RECONCILE_REPORT_MAX
+ * each. Returns -1 with err set when the set could not be done (database
+ * error, API unavailable): the caller rolls back; B may hold some of the
+ * writes, which the next run finds already made.
+ */
+#define RECONCILE_REPORT_MAX 100
+int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size_t n,
+		       struct reconcile_counts *counts, json_t *report, struct cw_error *err);
+
+/*
+ * The A rows that need B's attention, in key order after after_key (NULL:
+ * from the start), at most limit: rows with no crosswalk entry, and linked
+ * rows whose snapshot moved from their shadow. Rows with an unusable or
+ * repeated email are left out (the walk of B reports them), and so are
+ * the rows this reconcile has already looked at without settling them
+ * (a skip conflict, a record-level error, a dry run), so that a run takes
+ * each contact once. (A pass split over several runs may look at such a
+ * contact once more in its A phase: the list is the process's.) *rows gets a new reference to an array of
+ * {"k": key text, "e": email, "b": B id or null}.
+ */
+int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
+			struct cw_error *err);
+
+/* Read the B records of A rows from reconcile_a_changes (borrowed array,
+ * at most ML_BATCH_MAX) through one /batch of GETs, by B id when linked,
+ * else by email. *subscribers gets a new array, one element per row: the
+ * subscriber object, or null when B has none (404). */
+int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscribers,
+		      struct cw_error *err);
+
+void reconcile_counts_add(struct reconcile_counts *to, const struct reconcile_counts *c);
+
+#endif
