@@ -649,11 +649,13 @@ int ml_list_groups(struct ml_client *c, json_t **groups, struct cw_error *err)
 		free(path);
 		const json_t *data = json_object_get(ans.root, "data");
 		const json_t *last = json_object_get(json_object_get(ans.root, "meta"), "last_page");
+		/* Read before the page is dropped: last is borrowed from it. */
+		const bool named = json_is_integer(last);
+		const json_int_t last_page = named ? json_integer_value(last) : 0;
 		size_t got = json_array_size(data);
 		json_array_extend(all, (json_t *)data);
 		json_decref(ans.root);
-		if (got == 0 || (json_is_integer(last) && page >= json_integer_value(last)) ||
-		    (!json_is_integer(last) && got < (size_t)limit)) {
+		if (got == 0 || (named && page >= last_page) || (!named && got < (size_t)limit)) {
 			*groups = all;
 			return 0;
 		}
