@@ -24,6 +24,7 @@ struct reconcile {
 	struct merge_spec spec;
 	json_t *group_ids;	/* {name: id} of the managed groups */
 	json_t *seen;		/* A keys looked at whose shadow does not show it */
+	bool todo_ready;	/* pg_temp.cw_a_todo holds A's changes for this run */
 	char *load_sql, *changes_sql, *book_sql, *conflict_sql, *log_sql, *unlink_sql;
 	char *crosswalk_table;	/* text parameter for pg_get_serial_sequence */
 };
@@ -143,7 +144,8 @@ static char *load_statement(struct reconcile *r)
 	return sql;
 }
 
-/* The A rows needing attention: one pass, key order, keyset pagination. */
+/* The A rows needing attention, gathered in one pass over the table into
+ * pg_temp.cw_a_todo (a query per slice would scan the table each time). */
 static char *changes_statement(struct reconcile *r)
 {
 	const char *s = db_schema(r->db);
@@ -152,24 +154,57 @@ static char *changes_statement(struct reconcile *r)
 	char *snap = store_snapshot_sql(st, "t", email, 2, 3);
 	char *d_email = store_email_sql(st, "d");
 	char *sql = xasprintf(
-		"SELECT t.%s::text, %s, x.b_id FROM %s t"
+		"INSERT INTO pg_temp.cw_a_todo (key, k, e, b)"
+		" SELECT t.%s, t.%s::text, %s, x.b_id FROM %s t"
 		" LEFT JOIN %s.integration_crosswalk x ON x.a_id = t.%s::text"
 		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = x.id"
 		" WHERE ($1::text IS NULL OR t.%s > $1::%s)"
 		"   AND (x.id IS NULL OR sh.a_snapshot IS NULL"
 		"        OR (%s) - 'updated_at' IS DISTINCT FROM sh.a_snapshot - 'updated_at')"
-		"   AND t.%s::text <> ALL (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($6::jsonb)))"
-		"   AND %s ~ $5 AND pg_catalog.length(%s) <= %d"
-		"   AND NOT EXISTS (SELECT 1 FROM %s d WHERE %s = %s AND d.%s <> t.%s)"
-		" ORDER BY t.%s LIMIT $4::int",
-		store_key(st), email, store_table(st), s, store_key(st), s, store_key(st),
-		store_key_type(st), snap, store_key(st), email, email,
-		RECORD_EMAIL_MAX, store_table(st), d_email,
-		email, store_key(st), store_key(st), store_key(st));
+		"   AND %s ~ $4 AND pg_catalog.length(%s) <= %d"
+		"   AND NOT EXISTS (SELECT 1 FROM %s d WHERE %s = %s AND d.%s <> t.%s)",
+		store_key(st), store_key(st), email, store_table(st), s, store_key(st), s,
+		store_key(st), store_key_type(st), snap, email, email, RECORD_EMAIL_MAX,
+		store_table(st), d_email, email, store_key(st), store_key(st));
 	free(d_email);
 	free(email);
 	free(snap);
 	return sql;
+}
+
+static int gather_changes(struct reconcile *r, const char *after_key, struct cw_error *err)
+{
+	struct store *st = r->store;
+	char *create = xasprintf("CREATE TEMP TABLE cw_a_todo AS SELECT t.%s AS key, NULL::text AS k,"
+				 " NULL::text AS e, NULL::text AS b FROM %s t WITH NO DATA",
+				 store_key(st), store_table(st));
+	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
+	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	const char *params[] = { after_key, keys_text, groups_text, RECORD_EMAIL_PATTERN };
+	int rc = db_exec(r->db, "DROP TABLE IF EXISTS pg_temp.cw_a_todo", 0, NULL, err);
+
+	if (rc == 0)
+		rc = db_exec(r->db, create, 0, NULL, err);
+	if (rc == 0) {
+		/* Prepared: every parameter is declared, even one the mapping
+		 * leaves unused (no managed groups). */
+		PGresult *res = db_query_prepared(r->db, "cw_reconcile_changes", r->changes_sql, 4,
+						  params, err);
+		rc = res ? 0 : -1;
+		PQclear(res);
+	}
+	if (rc == 0)
+		rc = db_exec(r->db, "CREATE INDEX ON pg_temp.cw_a_todo (key)", 0, NULL, err);
+	if (rc == 0)
+		rc = db_exec(r->db, "ANALYZE pg_temp.cw_a_todo", 0, NULL, err);
+	free(create);
+	free(keys_text);
+	free(groups_text);
+	json_decref(keys);
+	json_decref(groups);
+	if (rc == 0)
+		r->todo_ready = true;
+	return rc;
 }
 
 static char *book_statement(struct reconcile *r)
@@ -1241,21 +1276,21 @@ out:
 int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
 			struct cw_error *err)
 {
+	if (!r->todo_ready && gather_changes(r, after_key, err) < 0)
+		return -1;
 	char *seen_text = json_dumps(r->seen, JSON_COMPACT);
-	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
-	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
+	char *sql = xasprintf("SELECT k, e, b FROM pg_temp.cw_a_todo"
+			      " WHERE ($1::text IS NULL OR key > $1::%s)"
+			      "   AND k <> ALL (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($3::jsonb)))"
+			      " ORDER BY key LIMIT $2::int",
+			      store_key_type(r->store));
 	char limit_text[24];
 	snprintf(limit_text, sizeof(limit_text), "%d", limit);
-	const char *params[] = { after_key, keys_text, groups_text, limit_text,
-				 RECORD_EMAIL_PATTERN, seen_text };
-	PGresult *res = db_query_prepared(r->db, "cw_reconcile_changes", r->changes_sql, 6, params,
-					  err);
+	const char *params[] = { after_key, limit_text, seen_text };
+	PGresult *res = db_query(r->db, sql, 3, params, err);
 
+	free(sql);
 	free(seen_text);
-	free(keys_text);
-	free(groups_text);
-	json_decref(keys);
-	json_decref(groups);
 	if (!res)
 		return -1;
 	*rows = json_array();

@@ -97,8 +97,10 @@ int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size
  * the rows this reconcile has already looked at without settling them
  * (a skip conflict, a record-level error, a dry run), so that a run takes
  * each contact once. (A pass split over several runs may look at such a
- * contact once more in its A phase: the list is the process's.) *rows gets a new reference to an array of
- * {"k": key text, "e": email, "b": B id or null}.
+ * contact once more in its A phase: the list is the process's.) The rows
+ * are gathered in one pass over the table on the first call, as they
+ * stand then. *rows gets a new reference to an array of {"k": key text,
+ * "e": email, "b": B id or null}.
  */
 int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
 			struct cw_error *err);
