@@ -389,12 +389,6 @@ static void batch_add(struct batch *b, const char *row)
 	b->n++;
 }
 
-static bool retryable(struct db *db)
-{
-	const char *state = db_sqlstate(db);
-	return !strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "23505");
-}
-
 static void counts_add(struct link_counts *to, const struct link_counts *c, int sign)
 {
 	to->crosswalk_created += sign * c->crosswalk_created;
@@ -469,7 +463,7 @@ static int commit_batch(struct run *run, struct batch *b, bool final, const char
 		if (rc == 0 || run->cfg->dry_run)
 			break;
 		db_rollback(run->db);
-		if (!retryable(run->db) || attempt == BATCH_ATTEMPTS)
+		if (!db_concurrent_conflict(run->db) || attempt == BATCH_ATTEMPTS)
 			break;
 		log_info("batch %lld met a concurrent writer (SQLSTATE %s); trying it again",
 			 run->before.batches + run->batches + 1, db_sqlstate(run->db));

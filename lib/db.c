@@ -225,6 +225,12 @@ bool db_connection_lost(struct db *db)
 	return db->lost;
 }
 
+bool db_concurrent_conflict(struct db *db)
+{
+	const char *state = db->sqlstate;
+	return !strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "23505");
+}
+
 static void record_failure(struct db *db, PGresult *res, const char *sql, struct cw_error *err)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

@@ -56,6 +56,10 @@ PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, in
  * failure was a lost connection (the caller may db_reconnect() and redo). */
 const char *db_sqlstate(struct db *db);
 bool db_connection_lost(struct db *db);
+/* True when the last failure came from a concurrent writer (a deadlock, a
+ * serialization failure, or a unique key another session inserted first):
+ * rolling back and doing the transaction again is the cure. */
+bool db_concurrent_conflict(struct db *db);
 
 /* Re-open a lost connection with exponential backoff (cfg->db_retries
  * attempts). Session state (locks, temp tables) is gone: the caller
