@@ -178,9 +178,8 @@ static int gather_changes(struct reconcile *r, const char *after_key, struct cw_
 	char *create = xasprintf("CREATE TEMP TABLE cw_a_todo AS SELECT t.%s AS key, NULL::text AS k,"
 				 " NULL::text AS e, NULL::text AS b FROM %s t WITH NO DATA",
 				 store_key(st), store_table(st));
-	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
-	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
-	const char *params[] = { after_key, keys_text, groups_text, RECORD_EMAIL_PATTERN };
+	const char *params[] = { after_key, store_keys_param(st), store_groups_param(st),
+				 RECORD_EMAIL_PATTERN };
 	int rc = db_exec(r->db, "DROP TABLE IF EXISTS pg_temp.cw_a_todo", 0, NULL, err);
 
 	if (rc == 0)
@@ -198,10 +197,6 @@ static int gather_changes(struct reconcile *r, const char *after_key, struct cw_
 	if (rc == 0)
 		rc = db_exec(r->db, "ANALYZE pg_temp.cw_a_todo", 0, NULL, err);
 	free(create);
-	free(keys_text);
-	free(groups_text);
-	json_decref(keys);
-	json_decref(groups);
 	if (rc == 0)
 		r->todo_ready = true;
 	return rc;
@@ -417,7 +412,6 @@ static char *text_or_null(PGresult *res, int row, int col)
 static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_error *err)
 {
 	json_t *rows = json_array();
-	json_t *keys = store_field_keys(r->cfg), *groups = store_managed_groups(r->cfg);
 
 	for (size_t i = 0; i < n; i++) {
 		if (cs[i].skip)
@@ -427,16 +421,12 @@ static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_err
 						      cs[i].a_key));
 	}
 	char *rows_text = json_dumps(rows, JSON_COMPACT);
-	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
-	const char *params[] = { rows_text, keys_text, groups_text };
+	const char *params[] = { rows_text, store_keys_param(r->store),
+				 store_groups_param(r->store) };
 	PGresult *res = db_query_prepared(r->db, "cw_reconcile_load", r->load_sql, 3, params, err);
 
 	free(rows_text);
-	free(keys_text);
-	free(groups_text);
 	json_decref(rows);
-	json_decref(keys);
-	json_decref(groups);
 	if (!res)
 		return -1;
 	for (int row = 0; row < PQntuples(res); row++) {

@@ -18,7 +18,18 @@ struct store {
 	char **field_types;
 	size_t nfields;
 	char *update_sql, *insert_sql; /* built on first use */
+	char *keys_param, *groups_param; /* JSON text for the snapshot SQL */
 };
+
+static json_t *field_keys(const struct cw_config *cfg);
+static json_t *managed_groups(const struct cw_config *cfg);
+
+static char *json_text(json_t *value)
+{
+	char *text = json_dumps(value, JSON_COMPACT);
+	json_decref(value);
+	return text;
+}
 
 /* The quoted name of a configured column (new string), and its SQL type
  * as format_type() spells it in *type (new string), for casts on writes. */
@@ -51,6 +62,8 @@ struct store *store_open(struct db *db, const struct cw_config *cfg, struct cw_e
 	struct store *store = xcalloc(1, sizeof(*store));
 
 	store->cfg = cfg;
+	store->keys_param = json_text(field_keys(cfg));
+	store->groups_param = json_text(managed_groups(cfg));
 	config_a_table_parts(cfg, &schema, &table);
 	store->table_display = xasprintf("%s.%s", schema, table);
 
@@ -157,6 +170,8 @@ void store_free(struct store *store)
 	free(store->groups_type);
 	free(store->update_sql);
 	free(store->insert_sql);
+	free(store->keys_param);
+	free(store->groups_param);
 	free(store->table);
 	free(store->table_display);
 	free(store->key);
@@ -194,9 +209,7 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows, stru
 			       "FROM %s t CROSS JOIN LATERAL (SELECT " RECORD_EMAIL_SQL("%s")
 			       " AS email) n",
 			       store->key, store->key, snap, store->table, email_expr);
-	json_t *keys = store_field_keys(store->cfg), *groups = store_managed_groups(store->cfg);
-	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
-	const char *params[] = { keys_text, groups_text };
+	const char *params[] = { store->keys_param, store->groups_param };
 	int rc = db_exec(db, "DROP TABLE IF EXISTS pg_temp.cw_a_lookup", 0, NULL, err);
 
 	if (rc == 0)
@@ -219,10 +232,6 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows, stru
 	free(create);
 	free(snap);
 	free(fill);
-	free(keys_text);
-	free(groups_text);
-	json_decref(keys);
-	json_decref(groups);
 	return rc;
 }
 
@@ -335,16 +344,8 @@ static void write_values(const struct store *store, const char *alias, struct st
 static PGresult *run_write(struct store *store, struct db *db, const char *name, const char *sql,
 			   const char *batch_json, struct cw_error *err)
 {
-	json_t *keys = store_field_keys(store->cfg), *groups = store_managed_groups(store->cfg);
-	char *keys_text = json_dumps(keys, JSON_COMPACT), *groups_text = json_dumps(groups, JSON_COMPACT);
-	const char *params[] = { batch_json, keys_text, groups_text };
-	PGresult *res = db_query_prepared(db, name, sql, 3, params, err);
-
-	free(keys_text);
-	free(groups_text);
-	json_decref(keys);
-	json_decref(groups);
-	return res;
+	const char *params[] = { batch_json, store->keys_param, store->groups_param };
+	return db_query_prepared(db, name, sql, 3, params, err);
 }
 
 PGresult *store_update_rows(struct store *store, struct db *db, const char *batch_json,
@@ -398,7 +399,17 @@ PGresult *store_insert_rows(struct store *store, struct db *db, const char *batc
 	return run_write(store, db, "cw_store_insert", store->insert_sql, batch_json, err);
 }
 
-json_t *store_field_keys(const struct cw_config *cfg)
+const char *store_keys_param(const struct store *store)
+{
+	return store->keys_param;
+}
+
+const char *store_groups_param(const struct store *store)
+{
+	return store->groups_param;
+}
+
+static json_t *field_keys(const struct cw_config *cfg)
 {
 	json_t *keys = json_array();
 
@@ -407,7 +418,7 @@ json_t *store_field_keys(const struct cw_config *cfg)
 	return keys;
 }
 
-json_t *store_managed_groups(const struct cw_config *cfg)
+static json_t *managed_groups(const struct cw_config *cfg)
 {
 	json_t *groups = json_array();
 

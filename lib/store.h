@@ -70,15 +70,16 @@ int store_build_lookup(struct store *store, struct db *db, long long *rows,
  * alias and its normalized email given by email_expr:
  *   {"email", "fields": {b_field: text-or-null, ...}, "status"?, "groups"?,
  *    "updated_at"}
- * Field names come from parameter $keys_param (store_field_keys()) and
- * managed groups from $groups_param (store_managed_groups()), both jsonb.
+ * Field names come from parameter $keys_param (store_keys_param()) and
+ * managed groups from $groups_param (store_groups_param()), both jsonb.
  * New string. */
 char *store_snapshot_sql(const struct store *store, const char *alias, const char *email_expr,
 			 int keys_param, int groups_param);
 
-/* The jsonb parameters the snapshot expression reads (new references):
- * the B field names in mapping order, and the managed group names. */
-json_t *store_field_keys(const struct cw_config *cfg);
-json_t *store_managed_groups(const struct cw_config *cfg);
+/* The parameters the snapshot expression reads, as JSON text made once
+ * when the store opens (borrowed): the B field names in mapping order, and
+ * the managed group names. */
+const char *store_keys_param(const struct store *store);
+const char *store_groups_param(const struct store *store);
 
 #endif
