@@ -45,7 +45,6 @@ struct contact {
 	bool planned;
 	struct merge_plan plan;
 	/* B's side of the outcome */
-	bool b_failed;
 	char *error;		/* the record-level failure, or NULL */
 	json_t *b_read;		/* B's snapshot read back after the writes */
 	char *new_b_id;		/* from a create */
@@ -680,7 +679,21 @@ static void record_b_refusal(struct contact *c, const struct ml_batch_item *item
 			  fields.len ? " (fields: " : "", fields.len ? fields.buf : "",
 			  fields.len ? ")" : "");
 	strbuf_release(&fields);
-	c->b_failed = true;
+}
+
+/* One /batch whose answer lists each request's outcome. A 4xx for the
+ * batch as a whole (a malformed batch) is this program's fault. */
+static int call_batch(struct reconcile *r, const json_t *requests, struct ml_batch_result *res,
+		      struct cw_error *err)
+{
+	if (ml_batch(r->ml, requests, res, err) < 0)
+		return -1;
+	if (res->status == 200)
+		return 0;
+	cw_error_set(err, CW_EXIT_SOFTWARE, "MailerLite refused a batch with %ld: %s", res->status,
+		     res->message ? res->message : "no message");
+	ml_batch_result_release(res);
+	return -1;
 }
 
 static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
@@ -697,16 +710,10 @@ static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
 
 		for (size_t i = start; i < end; i++)
 			json_array_append(slice, json_array_get(o->requests, i));
-		int rc = ml_batch(r->ml, slice, &res, err);
+		int rc = call_batch(r, slice, &res, err);
 		json_decref(slice);
 		if (rc < 0)
 			return -1;
-		if (res.status != 200) {
-			cw_error_set(err, CW_EXIT_SOFTWARE, "MailerLite refused a batch with %ld: %s",
-				     res.status, res.message ? res.message : "no message");
-			ml_batch_result_release(&res);
-			return -1;
-		}
 		for (size_t i = start; i < end; i++) {
 			const struct ml_batch_item *item = &res.items[i - start];
 			struct contact *c = &cs[o->owner[i]];
@@ -721,7 +728,6 @@ static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
 			const char *id = item->data ? str_member(item->data, "id") : NULL;
 			if (!id || !record_id_valid(id)) {
 				set_error(c, "MailerLite answered without a subscriber id");
-				c->b_failed = true;
 				continue;
 			}
 			if (o->kind[i] == 'c') {
@@ -739,7 +745,7 @@ static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
 /* ---- 5. A ---- */
 
 /* The A values a plan pulls, as store_update_rows' "set". */
-static json_t *pulled_values(const struct reconcile *r, const struct merge_plan *p, bool all)
+static json_t *pulled_values(const struct merge_plan *p, bool all)
 {
 	json_t *set = json_object(), *fields = json_object();
 	bool groups = false;
@@ -768,7 +774,6 @@ static json_t *pulled_values(const struct reconcile *r, const struct merge_plan 
 		const json_t *after = json_object_get(p->a_after, "groups");
 		json_object_set_new(set, "groups", after ? json_deep_copy(after) : json_array());
 	}
-	(void)r;
 	return set;
 }
 
@@ -804,9 +809,9 @@ static void take_a_rows(struct contact *cs, size_t n, PGresult *res, bool insert
 	}
 }
 
-static json_t *a_row(const struct reconcile *r, const struct contact *c)
+static json_t *a_row(const struct contact *c)
 {
-	json_t *set = pulled_values(r, &c->plan, c->plan.create_a);
+	json_t *set = pulled_values(&c->plan, c->plan.create_a);
 
 	if (c->plan.create_a) {
 		if (!json_object_get(set, "email"))
@@ -834,7 +839,7 @@ static int write_a_one_by_one(struct reconcile *r, struct contact *cs, size_t n,
 		if (!a_write_needed(c) || c->plan.create_a != insert)
 			continue;
 		json_t *one = json_array();
-		json_array_append_new(one, a_row(r, c));
+		json_array_append_new(one, a_row(c));
 		if (db_exec(r->db, "SAVEPOINT cw_row", 0, NULL, err) < 0) {
 			json_decref(one);
 			return -1;
@@ -864,7 +869,7 @@ static int write_a(struct reconcile *r, struct contact *cs, size_t n, bool inser
 
 	for (size_t i = 0; i < n; i++)
 		if (a_write_needed(&cs[i]) && cs[i].plan.create_a == insert)
-			json_array_append_new(rows, a_row(r, &cs[i]));
+			json_array_append_new(rows, a_row(&cs[i]));
 	if (!json_array_size(rows)) {
 		json_decref(rows);
 		return 0;
@@ -1312,16 +1317,10 @@ int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscrib
 		*subscribers = json_array();
 		return 0;
 	}
-	int rc = ml_batch(r->ml, requests, &res, err);
+	int rc = call_batch(r, requests, &res, err);
 	json_decref(requests);
 	if (rc < 0)
 		return -1;
-	if (res.status != 200) {
-		cw_error_set(err, CW_EXIT_SOFTWARE, "MailerLite refused a batch with %ld: %s",
-			     res.status, res.message ? res.message : "no message");
-		ml_batch_result_release(&res);
-		return -1;
-	}
 	*subscribers = json_array();
 	for (i = 0; i < res.n; i++) {
 		const struct ml_batch_item *item = &res.items[i];
