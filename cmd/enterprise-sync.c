@@ -82,7 +82,6 @@ struct position {
 	char *last_id;
 	char *last_key;
 	char *pass_id;	/* the pass this position belongs to */
-	char *since;	/* when the pass began (ISO-8601) */
 };
 
 struct run {
@@ -101,7 +100,7 @@ struct run {
 	json_t *report;		/* errors and, in a dry run, the planned changes */
 	long long records;	/* contacts taken by this run */
 	long long started_ms, deadline_ms;
-	bool done, stopped;
+	bool done;
 	const char *message;
 };
 
@@ -111,7 +110,6 @@ static void position_clear(struct position *p)
 	free(p->last_id);
 	free(p->last_key);
 	free(p->pass_id);
-	free(p->since);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -232,11 +230,10 @@ static void close_run(struct run *run)
 static json_t *cursor_object(const struct run *run)
 {
 	const struct position *p = &run->pos;
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?}", "v",
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "v",
 			 CURSOR_VERSION, "job", JOB, "ns", run->cfg->namespace, "acct",
-			 run->account, "phase", p->in_a ? "a" : "b", "pass", p->pass_id, "since",
-			 p->since ? p->since : "", "c", p->page_cursor, "last", p->last_id, "ak",
-			 p->last_key);
+			 run->account, "phase", p->in_a ? "a" : "b", "pass", p->pass_id, "c",
+			 p->page_cursor, "last", p->last_id, "ak", p->last_key);
 }
 
 /* A cursor from --cursor or sync_state: hostile until checked. */
@@ -254,7 +251,7 @@ static int position_from(struct run *run, const json_t *saved, const char *where
 		cw_error_hint(err, "Run enterprise-sync --restart to start a new pass.");
 		goto bad;
 	}
-	if (!phase || (strcmp(phase, "a") && strcmp(phase, "b")) || !member_str(saved, "since"))
+	if (!phase || (strcmp(phase, "a") && strcmp(phase, "b")))
 		goto missing;
 	for (size_t i = 0; i < sizeof(optional) / sizeof(*optional); i++) {
 		const json_t *v = json_object_get(saved, optional[i]);
@@ -264,7 +261,6 @@ static int position_from(struct run *run, const json_t *saved, const char *where
 	position_clear(&run->pos);
 	run->pos.in_a = !strcmp(phase, "a");
 	replace(&run->pos.pass_id, member_str(saved, "pass"));
-	replace(&run->pos.since, member_str(saved, "since"));
 	replace(&run->pos.page_cursor, member_str(saved, "c"));
 	replace(&run->pos.last_id, member_str(saved, "last"));
 	replace(&run->pos.last_key, member_str(saved, "ak"));
@@ -301,12 +297,6 @@ static int load_position(struct run *run, struct cw_error *err)
 	if (rc < 0)
 		return -1;
 	if (!run->pos.pass_id) {
-		/* A new pass: remember when it began, by the database's clock. */
-		PGresult *res = db_query(run->db, "SELECT " STATE_NOW_ISO_SQL, 0, NULL, err);
-		if (!res)
-			return -1;
-		replace(&run->pos.since, PQgetvalue(res, 0, 0));
-		PQclear(res);
 		replace(&run->pos.pass_id, run->run_id);
 	} else {
 		log_info("resuming pass %s (%s phase)", run->pos.pass_id,
@@ -368,12 +358,6 @@ static void report_merge(struct run *run, json_t *report)
 	json_decref(report);
 }
 
-static bool retryable(struct db *db)
-{
-	const char *state = db_sqlstate(db);
-	return !strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "23505");
-}
-
 /* Reconcile the set and save the position after it, in one transaction.
  * after (owned by the caller) becomes run->pos on success, and the old
  * position is handed back in it to be freed. */
@@ -409,7 +393,7 @@ static int commit_set(struct run *run, const struct contact_ref *refs, size_t n,
 		run->counts = saved;
 		json_decref(report);
 		db_rollback(run->db);
-		if (!retryable(run->db) || attempt == SET_ATTEMPTS)
+		if (!db_concurrent_conflict(run->db) || attempt == SET_ATTEMPTS)
 			return -1;
 		log_info("a set met a concurrent writer (SQLSTATE %s); doing it again",
 			 db_sqlstate(run->db));
@@ -421,10 +405,8 @@ static int commit_set(struct run *run, const struct contact_ref *refs, size_t n,
 static bool budget_left(struct run *run)
 {
 	if (cli_interrupted() || (run->deadline_ms && cli_now_ms() >= run->deadline_ms) ||
-	    run->records >= opt_max_records) {
-		run->stopped = true;
+	    run->records >= opt_max_records)
 		return false;
-	}
 	return true;
 }
 
@@ -434,15 +416,17 @@ static int remaining(const struct run *run)
 	return left > 1000000 ? 1000000 : (int)left;
 }
 
+static char *copy_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* A position of the run's pass (new strings; position_clear() frees). */
 static struct position position_next(const struct run *run, bool in_a, const char *page_cursor,
 				     const char *last_id, const char *last_key)
 {
-	struct position p = { in_a,
-			      page_cursor ? xstrdup(page_cursor) : NULL,
-			      last_id ? xstrdup(last_id) : NULL,
-			      last_key ? xstrdup(last_key) : NULL,
-			      xstrdup(run->pos.pass_id),
-			      xstrdup(run->pos.since) };
+	struct position p = { in_a, copy_or_null(page_cursor), copy_or_null(last_id),
+			      copy_or_null(last_key), copy_or_null(run->pos.pass_id) };
 	return p;
 }
 
@@ -665,13 +649,19 @@ static int begin(struct run *run, bool dry, struct cw_error *err)
 		.dry_run = dry,
 		.use_lookup = true,
 	};
-	long long a_rows = 0;
 
 	reconcile_free(run->rec);
 	run->rec = reconcile_new(run->db, run->ml, run->cfg, run->store, program.name, run->run_id,
 				 &ro);
-	if (reconcile_resolve_groups(run->rec, err) < 0 ||
-	    store_build_lookup(run->store, run->db, &a_rows, err) < 0)
+	return reconcile_resolve_groups(run->rec, err);
+}
+
+/* A's rows by email, once per run: the walk of B looks them up per page. */
+static int build_lookup(struct run *run, struct cw_error *err)
+{
+	long long a_rows = 0;
+
+	if (store_build_lookup(run->store, run->db, &a_rows, err) < 0)
 		return -1;
 	log_debug("%lld rows in %s", a_rows, run->cfg->a_table);
 	return 0;
@@ -690,11 +680,8 @@ static int sync_pass(struct run *run, struct cw_error *err)
  * share of contacts it would change decides whether the real run goes on. */
 static int check_change_ratio(struct run *run, struct cw_error *err)
 {
-	struct position start = { run->pos.in_a,
-				  run->pos.page_cursor ? xstrdup(run->pos.page_cursor) : NULL,
-				  run->pos.last_id ? xstrdup(run->pos.last_id) : NULL,
-				  run->pos.last_key ? xstrdup(run->pos.last_key) : NULL,
-				  xstrdup(run->pos.pass_id), xstrdup(run->pos.since) };
+	struct position start = position_next(run, run->pos.in_a, run->pos.page_cursor,
+					      run->pos.last_id, run->pos.last_key);
 	bool dry = run->cfg->dry_run;
 	int rc;
 
@@ -720,7 +707,7 @@ static int check_change_ratio(struct run *run, struct cw_error *err)
 	memset(&run->counts, 0, sizeof(run->counts));
 	json_object_clear(run->report);
 	run->records = 0;
-	run->done = run->stopped = false;
+	run->done = false;
 	return rc;
 }
 
@@ -751,6 +738,8 @@ int main(int argc, char **argv)
 	}
 	if (load_position(&run, &err) < 0)
 		goto refused;
+	if (build_lookup(&run, &err) < 0)
+		goto failed;
 	if (run.max_ratio > 0 && !opt_force && !cfg.dry_run && check_change_ratio(&run, &err) < 0)
 		goto refused;
 	if (begin(&run, cfg.dry_run, &err) < 0)
