@@ -371,7 +371,7 @@ static int commit_set(struct run *run, const struct contact_ref *refs, size_t n,
 		int rc = db_begin(run->db, err);
 
 		if (rc == 0)
-			rc = reconcile_contacts(run->rec, refs, n, &run->counts, report, err);
+			rc = reconcile_contacts(run->rec, refs, n, &run->counts, report, NULL, err);
 		if (rc == 0) {
 			run->pos = *after;
 			rc = save_position(run, false, err);
@@ -648,6 +648,7 @@ static int begin(struct run *run, bool dry, struct cw_error *err)
 		.repair_missing = opt_repair_missing,
 		.dry_run = dry,
 		.use_lookup = true,
+		.import_new = run->cfg->import_new,
 	};
 
 	reconcile_free(run->rec);

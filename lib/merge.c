@@ -404,6 +404,30 @@ int merge_plan(const struct merge_spec *spec, const json_t *a, const json_t *b,
 	return 0;
 }
 
+bool merge_snapshots_agree(const struct merge_spec *spec, const json_t *x, const json_t *y)
+{
+	const struct cw_config *cfg = spec->cfg;
+	bool with_status = cfg->a_status && *cfg->a_status;
+	bool with_groups = cfg->a_groups && *cfg->a_groups;
+
+	if (!merge_values_equal(value_in(x, MERGE_EMAIL, "email"), value_in(y, MERGE_EMAIL, "email")))
+		return false;
+	for (size_t i = 0; i < cfg->nfields; i++) {
+		const char *name = cfg->fields[i].b_field;
+		if (!merge_values_equal(value_in(x, MERGE_FIELD, name), value_in(y, MERGE_FIELD, name)))
+			return false;
+	}
+	if (with_status &&
+	    !merge_values_equal(value_in(x, MERGE_STATUS, "status"), value_in(y, MERGE_STATUS, "status")))
+		return false;
+	for (size_t i = 0; with_groups && i < cfg->nmanaged_groups; i++) {
+		const char *name = cfg->managed_groups[i];
+		if (!merge_values_equal(value_in(x, MERGE_GROUP, name), value_in(y, MERGE_GROUP, name)))
+			return false;
+	}
+	return true;
+}
+
 void merge_plan_release(struct merge_plan *plan)
 {
 	for (size_t i = 0; i < plan->n; i++) {

@@ -144,6 +144,10 @@ void merge_plan_release(struct merge_plan *plan);
  * false for groups, where false (not a member) is "no value" too. */
 bool merge_values_equal(const json_t *x, const json_t *y);
 
+/* Whether two snapshots of a contact hold the same value in every item
+ * the merge looks at (times and other members aside). x, y borrowed. */
+bool merge_snapshots_agree(const struct merge_spec *spec, const json_t *x, const json_t *y);
+
 /* True for the statuses a push never overwrites: unsubscribed, bounced, junk. */
 bool merge_status_sticky(const char *status);
 

@@ -23,11 +23,16 @@ struct reconcile {
 	struct reconcile_options opts;
 	struct merge_spec spec;
 	json_t *group_ids;	/* {name: id} of the managed groups */
+	bool groups_ready;	/* group_ids resolved for this run */
 	json_t *seen;		/* A keys looked at whose shadow does not show it */
 	bool todo_ready;	/* pg_temp.cw_a_todo holds A's changes for this run */
 	char *load_sql, *changes_sql, *book_sql, *conflict_sql, *log_sql, *unlink_sql;
 	char *crosswalk_table;	/* text parameter for pg_get_serial_sequence */
 };
+
+/* The shadow side's mark that a move of that side was deferred by the
+ * run's direction: the side is not synced, whatever its times say. */
+#define DEFERRED_MARK "deferred"
 
 /* One contact while it is being reconciled. */
 struct contact {
@@ -40,6 +45,8 @@ struct contact {
 	char *cw_email;
 	json_t *sh_a, *sh_b;	/* the shadow, or NULL */
 	const char *skip;	/* why it is left alone (static text), or NULL */
+	bool a_quiet;		/* A's updated_at is not after the shadow's synced_at */
+	bool quiet;		/* incremental: neither side moved since the last sync */
 	bool only_in_b;		/* B has it, A does not, and nothing may be created */
 	bool unlink;		/* --repair-missing: drop the stale link first */
 	bool planned;
@@ -130,13 +137,15 @@ static char *load_statement(struct reconcile *r)
 		"    ON c.cw_id IS NULL AND c.k IS NULL AND c.e IS NOT NULL)"
 		" SELECT m.x, m.cw_id, m.cw_b, m.cw_email, m.ce_id, m.a_id, m.n_a,"
 		"   (SELECT x.b_id FROM %s.integration_crosswalk x WHERE x.a_id = m.a_id LIMIT 1),"
-		"   ta.snap, sh.a_snapshot, sh.b_snapshot"
+		"   ta.snap, sh.a_snapshot, sh.b_snapshot,"
+		"   coalesce(ta.upd::timestamptz <= sh.synced_at, false)"
 		" FROM m"
-		" LEFT JOIN LATERAL (SELECT %s AS snap FROM %s t WHERE t.%s = m.a_id::%s) ta"
-		"   ON m.a_id IS NOT NULL"
+		" LEFT JOIN LATERAL (SELECT %s AS snap, t.%s AS upd FROM %s t"
+		"   WHERE t.%s = m.a_id::%s) ta ON m.a_id IS NOT NULL"
 		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = m.cw_id"
 		" ORDER BY m.x",
-		s, s, s, by_email, s, snap, store_table(st), store_key(st), store_key_type(st), s);
+		s, s, s, by_email, s, snap, store_updated_at(st), store_table(st), store_key(st),
+		store_key_type(st), s);
 	free(email);
 	free(snap);
 	free(by_email);
@@ -325,8 +334,10 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 	json_t *groups = NULL, *g;
 	size_t i;
 
-	if (!cfg->nmanaged_groups || !cfg->a_groups || !*cfg->a_groups)
+	if (!cfg->nmanaged_groups || !cfg->a_groups || !*cfg->a_groups) {
+		r->groups_ready = true;
 		return 0;
+	}
 	if (ml_list_groups(r->ml, &groups, err) < 0)
 		return -1;
 	json_array_foreach(groups, i, g) {
@@ -368,6 +379,7 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 		json_object_set_new(r->group_ids, name, json_string(id));
 		ml_result_release(&res);
 	}
+	r->groups_ready = true;
 	return 0;
 }
 
@@ -444,6 +456,13 @@ static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_err
 		c->a_snap = parse_json(res, row, 8);
 		c->sh_a = parse_json(res, row, 9);
 		c->sh_b = parse_json(res, row, 10);
+		c->a_quiet = !strcmp(PQgetvalue(res, row, 11), "t");
+		if (!json_is_object(c->sh_a) || !json_is_object(c->sh_b)) {
+			/* Half a shadow, or not a document at all: no base to trust. */
+			json_decref(c->sh_a);
+			json_decref(c->sh_b);
+			c->sh_a = c->sh_b = NULL;
+		}
 		if (!c->a_snap) {
 			free(a_id);
 			a_id = NULL;
@@ -466,6 +485,59 @@ static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_err
 	return 0;
 }
 
+/* B's record was read before the locks were taken. When it differs from
+ * the shadow yet is no newer than it, another run may have written B and
+ * the shadow in between: planning from the old record would pull B's past
+ * over A. Such contacts are read again, now that they are locked. */
+static bool b_read_stale(const struct reconcile *r, const struct contact *c)
+{
+	if (!c->b_snap || !c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
+		return false;
+	const char *read = str_member(c->b_snap, "updated_at");
+	const char *synced = str_member(c->sh_b, "updated_at");
+	if (!read || !synced)
+		return true;
+	int order = strcmp(read, synced);
+	/* The same second with a deferred move is the move itself, unread. */
+	return order < 0 || (order == 0 && !json_object_get(c->sh_b, DEFERRED_MARK));
+}
+
+static int refresh_stale(struct reconcile *r, struct contact *cs, size_t n, struct cw_error *err)
+{
+	size_t *which = xcalloc(n ? n : 1, sizeof(*which)), k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!cs[i].skip && cs[i].b_id && b_read_stale(r, &cs[i]))
+			which[k++] = i;
+	for (size_t start = 0; rc == 0 && start < k; start += ML_BATCH_MAX) {
+		size_t end = start + ML_BATCH_MAX < k ? start + ML_BATCH_MAX : k;
+		json_t *rows = json_array(), *subs = NULL;
+		for (size_t j = start; j < end; j++)
+			json_array_append_new(rows, json_pack("{s:s}", "b", cs[which[j]].b_id));
+		rc = reconcile_fetch_b(r, rows, &subs, err);
+		for (size_t j = start; rc == 0 && j < end; j++) {
+			struct contact *c = &cs[which[j]];
+			const json_t *sub = json_array_get(subs, j - start);
+			const char *raw = json_is_object(sub) ? str_member(sub, "email") : NULL;
+			char *email = raw ? record_normalize_email(raw) : NULL;
+			json_decref(c->b_snap);
+			c->b_snap = NULL;
+			if (email && strcmp(email, c->email))
+				c->skip = "its email changed in MailerLite while it was being read";
+			else if (email)
+				c->b_snap = shadow_b_snapshot(sub, r->cfg);
+			free(email);
+		}
+		log_debug("read %zu subscribers again: written by another run since read",
+			  end - start);
+		json_decref(rows);
+		json_decref(subs);
+	}
+	free(which);
+	return rc;
+}
+
 /* ---- 3. plan ---- */
 
 static bool may_push(const struct reconcile *r)
@@ -478,10 +550,28 @@ static bool may_pull(const struct reconcile *r)
 	return r->opts.direction != CW_DIR_A_TO_B;
 }
 
+static bool same_text(const char *x, const char *y)
+{
+	return x && y && !strcmp(x, y);
+}
+
+/* Neither side moved since the last sync, by their times alone. */
+static bool untouched(const struct contact *c)
+{
+	return c->cw_id && c->a_quiet && c->a_snap && c->b_snap && c->sh_a && c->sh_b &&
+	       !json_object_get(c->sh_a, DEFERRED_MARK) &&
+	       !json_object_get(c->sh_b, DEFERRED_MARK) &&
+	       same_text(str_member(c->b_snap, "updated_at"), str_member(c->sh_b, "updated_at"));
+}
+
 static void plan_contact(struct reconcile *r, struct contact *c)
 {
 	if (c->skip)
 		return;
+	if (r->opts.incremental && untouched(c)) {
+		c->quiet = true;
+		return;
+	}
 	if (c->cw_id && !c->a_snap) {
 		c->skip = "A row of the link no longer exists";
 		return;
@@ -502,7 +592,7 @@ static void plan_contact(struct reconcile *r, struct contact *c)
 		c->skip = "on neither side";
 		return;
 	}
-	if (!c->a_snap && (!r->cfg->import_new || !may_pull(r))) {
+	if (!c->a_snap && (!r->opts.import_new || !may_pull(r))) {
 		c->only_in_b = true;
 		return;
 	}
@@ -519,7 +609,8 @@ static void plan_contact(struct reconcile *r, struct contact *c)
 struct outgoing {
 	json_t *requests; /* the flat list, in order */
 	size_t *owner;	  /* contact of each request */
-	char *kind;	  /* 'w' write, 'c' create, 'r' read back */
+	char *kind;	  /* 'w' write, 'c' create, 'r' read back, 'b' a write
+			   * whose answer is the contact's read-back */
 	size_t n, cap;
 };
 
@@ -637,23 +728,48 @@ static void queue_b_writes(struct reconcile *r, struct contact *cs, size_t idx,
 		/* PUT cannot revive an unsubscribed subscriber; the upsert can. */
 		json_object_del(body, "status");
 	}
+	/* The answer to a PUT or an upsert is the subscriber after it: when
+	 * one is the contact's last write, it is the read-back, and a GET is
+	 * needed only after group changes alone. */
+	char last = 'r';
 	if (json_object_size(body)) {
 		char *path = subscriber_path(c->b_id, NULL);
-		out_add(o, idx, 'w', ml_batch_request("PUT", path, json_incref(body)));
+		last = c->plan.resubscribe && status ? 'w' : 'b';
+		out_add(o, idx, last, ml_batch_request("PUT", path, json_incref(body)));
 		free(path);
 	}
 	if (c->plan.resubscribe && status) {
 		const json_t *final_email = json_object_get(c->plan.b_after, "email");
-		out_add(o, idx, 'w',
+		last = 'b';
+		out_add(o, idx, last,
 			ml_batch_request("POST", "api/subscribers",
 					 json_pack("{s:O, s:b, s:O}", "email", final_email,
 						   "resubscribe", 1, "status", status)));
 	}
 	json_decref(status);
 	json_decref(body);
-	char *path = subscriber_path(c->b_id, NULL);
-	out_add(o, idx, 'r', ml_batch_request("GET", path, NULL));
-	free(path);
+	if (last == 'r') {
+		char *path = subscriber_path(c->b_id, NULL);
+		out_add(o, idx, 'r', ml_batch_request("GET", path, NULL));
+		free(path);
+	}
+}
+
+/* Whether the contact's writes to B name a managed group by its id. */
+static bool needs_group_ids(const struct contact *c)
+{
+	if (!c->planned || c->error)
+		return false;
+	bool create = c->plan.create_b || c->unlink;
+	for (size_t i = 0; i < c->plan.n; i++) {
+		const struct merge_item *it = &c->plan.items[i];
+		if (it->kind != MERGE_GROUP)
+			continue;
+		if (it->action == MERGE_PUSH ||
+		    (create && it->action != MERGE_KEEP && json_is_true(it->value)))
+			return true;
+	}
+	return false;
 }
 
 /* What B said about one inner request, as a contact's error. */
@@ -903,9 +1019,12 @@ static bool advanced(const struct contact *c)
  * with the time the side reported after the writes when what it reported
  * is what the plan meant it to hold, so that an incremental run sees the
  * contact as unchanged. */
-static json_t *shadow_side(const json_t *planned, const json_t *read)
+static json_t *shadow_side(const json_t *planned, const json_t *read, bool deferred)
 {
 	json_t *out = json_deep_copy(planned);
+
+	if (deferred)
+		json_object_set_new(out, DEFERRED_MARK, json_true());
 
 	if (read) {
 		json_t *a = json_deep_copy(planned), *b = json_deep_copy(read);
@@ -1004,6 +1123,10 @@ static void count_and_log(struct reconcile *r, struct contact *c, struct reconci
 			  json_t *log, json_t *conflicts, json_t *book)
 {
 	k->processed++;
+	if (c->quiet) {
+		k->unchanged++;
+		return;
+	}
 	if (c->skip) {
 		k->skipped++;
 		log_row(log, "warning", "skipped", c, json_pack("{s:s}", "reason", c->skip));
@@ -1060,9 +1183,22 @@ static void count_and_log(struct reconcile *r, struct contact *c, struct reconci
 	else if (new_link)
 		log_row(log, "info", "linked", c, NULL);
 
-	if (!p->shadow_changed && !new_link && !p->pushes && !p->pulls)
+	/* A move the run's direction kept from the other side marks its side
+	 * of the shadow, so that an incremental run does not take the contact
+	 * for synced. */
+	bool deferred = false;
+	for (size_t i = 0; i < p->n; i++)
+		deferred = deferred || (p->items[i].action == MERGE_KEEP && p->items[i].deferred);
+	bool a_deferred = deferred && r->opts.direction == CW_DIR_B_TO_A;
+	bool b_deferred = deferred && r->opts.direction == CW_DIR_A_TO_B;
+	json_t *sa = shadow_side(p->a_after, c->a_read, a_deferred);
+	json_t *sb = shadow_side(p->b_after, c->b_read, b_deferred);
+	if (!new_link && !p->pushes && !p->pulls && c->sh_a && json_equal(sa, c->sh_a) &&
+	    json_equal(sb, c->sh_b)) {
+		json_decref(sa);
+		json_decref(sb);
 		return;
-	json_t *sa = shadow_side(p->a_after, c->a_read), *sb = shadow_side(p->b_after, c->b_read);
+	}
 	const char *a_key = c->new_a_key ? c->new_a_key : c->a_key;
 	const char *b_id = c->new_b_id ? c->new_b_id : c->b_id;
 	json_array_append_new(book, json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}", "cw",
@@ -1185,8 +1321,43 @@ static int lock_set(struct reconcile *r, struct contact *cs, size_t n, bool pinn
 	return rc;
 }
 
+void reconcile_outcome_release(struct reconcile_outcome *o)
+{
+	free(o->error);
+	free(o->b_id);
+	memset(o, 0, sizeof(*o));
+}
+
+static void fill_outcome(const struct contact *c, struct reconcile_outcome *o)
+{
+	const struct merge_plan *p = &c->plan;
+	const char *b_id = c->new_b_id ? c->new_b_id : c->b_id;
+
+	reconcile_outcome_release(o);
+	o->b_id = b_id && (c->b_snap || c->new_b_id) ? xstrdup(b_id) : NULL;
+	o->result = RECONCILE_SKIPPED;
+	if (c->quiet)
+		o->reason = RECONCILE_NO_CHANGES;
+	else if (c->skip)
+		o->reason = c->skip;
+	else if (c->only_in_b)
+		o->reason = "only in MailerLite, and this run does not create contacts in A";
+	else if (c->error) {
+		o->result = RECONCILE_FAILED;
+		o->error = xstrdup(c->error);
+	} else if (c->a_deferred)
+		o->reason = "the A row changed while it was being synced";
+	else if (!c->planned)
+		o->reason = "could not be planned";
+	else if (p->create_a || p->create_b || c->unlink || p->pushes || p->pulls || !c->cw_id)
+		o->result = RECONCILE_CHANGED;
+	else
+		o->result = RECONCILE_UNCHANGED;
+}
+
 static int bookkeeping(struct reconcile *r, struct contact *cs, size_t n,
-		       struct reconcile_counts *counts, json_t *report, struct cw_error *err)
+		       struct reconcile_counts *counts, json_t *report,
+		       struct reconcile_outcome *outcomes, struct cw_error *err)
 {
 	json_t *log = json_array(), *conflicts = json_array(), *book = json_array();
 	struct strbuf unlink = STRBUF_INIT;
@@ -1195,6 +1366,8 @@ static int bookkeeping(struct reconcile *r, struct contact *cs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		struct contact *c = &cs[i];
 		count_and_log(r, c, counts, log, conflicts, book);
+		if (outcomes)
+			fill_outcome(c, &outcomes[i]);
 		if (c->a_key && !settled(r, c))
 			json_array_append_new(r->seen, json_string(c->a_key));
 		if (c->error)
@@ -1226,8 +1399,21 @@ static int bookkeeping(struct reconcile *r, struct contact *cs, size_t n,
 	return rc;
 }
 
+/* Group ids are looked up once, and only by a run that writes a group. */
+static int resolve_groups_if_needed(struct reconcile *r, const struct contact *cs, size_t n,
+				    struct cw_error *err)
+{
+	if (r->groups_ready || r->opts.dry_run)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (needs_group_ids(&cs[i]))
+			return reconcile_resolve_groups(r, err);
+	return 0;
+}
+
 int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size_t n,
-		       struct reconcile_counts *counts, json_t *report, struct cw_error *err)
+		       struct reconcile_counts *counts, json_t *report,
+		       struct reconcile_outcome *outcomes, struct cw_error *err)
 {
 	struct contact *cs = xcalloc(n ? n : 1, sizeof(*cs));
 	struct outgoing out = { json_array(), NULL, NULL, 0, 0 };
@@ -1236,13 +1422,14 @@ int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size
 
 	contacts_from_refs(r, refs, n, cs);
 	if (lock_set(r, cs, n, false, err) < 0 || load(r, cs, n, err) < 0 ||
-	    lock_set(r, cs, n, true, err) < 0)
+	    lock_set(r, cs, n, true, err) < 0 || refresh_stale(r, cs, n, err) < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		plan_contact(r, &cs[i]);
-		if (!r->opts.dry_run)
-			queue_b_writes(r, cs, i, &out);
-	}
+	if (resolve_groups_if_needed(r, cs, n, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n && !r->opts.dry_run; i++)
+		queue_b_writes(r, cs, i, &out);
 	if (out.n && send_b(r, cs, &out, err) < 0)
 		goto out;
 	if (!r->opts.dry_run) {
@@ -1252,7 +1439,7 @@ int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size
 			if (a_write_needed(&cs[i]) && !cs[i].a_written && !cs[i].error)
 				cs[i].a_deferred = true;
 	}
-	if (bookkeeping(r, cs, n, &got, report, err) < 0)
+	if (bookkeeping(r, cs, n, &got, report, outcomes, err) < 0)
 		goto out;
 	reconcile_counts_add(counts, &got);
 	rc = 0;

@@ -4,12 +4,14 @@
  * smart-sync per run. For the set, in the caller's open transaction:
  *
  *   1. per-email transaction advisory locks (the same for every program);
- *   2. one query loads the A rows, crosswalk rows and shadows;
+ *   2. one query loads the A rows, crosswalk rows and shadows; a contact
+ *      whose B record, read before the locks, is older than its shadow (a
+ *      concurrent run wrote it meanwhile) is read again;
  *   3. lib/merge plans each contact;
  *   4. B's changes go through /batch (PUT for existing subscribers, group
- *      assign/unassign, POST to create), each contact read back in the same
- *      batch for the shadow; a contact B refuses is a record-level error and
- *      is not advanced;
+ *      assign/unassign, POST to create); B's answer to the last write, or
+ *      a read-back in the same batch, gives the shadow; a contact B refuses
+ *      is a record-level error and is not advanced;
  *   5. A's changes are written in one statement (one more for inserts),
  *      never over a row that changed in A since it was loaded;
  *   6. crosswalk rows, shadows, sync_conflicts and sync_log are written.
@@ -38,6 +40,12 @@ struct reconcile_options {
 	bool dry_run;		     /* plan and report; write nothing anywhere */
 	bool use_lookup;	     /* find A rows by email through the session's
 				      * pg_temp.cw_a_lookup (store_build_lookup) */
+	bool import_new;	     /* create in A the contacts only B has (when the
+				      * direction lets this run write A) */
+	bool incremental;	     /* leave alone, unwritten, a linked contact neither
+				      * side touched since its last sync: A's updated_at
+				      * not after the shadow's synced_at and B's
+				      * updated_at the one in b_snapshot */
 };
 
 /* One contact to reconcile, borrowed: B's subscriber object when B has it
@@ -63,6 +71,27 @@ struct reconcile_counts {
 	long long deferred;	/* changed in A while planned: next run */
 };
 
+/* What became of one contact (smart-sync reports it per email). */
+enum reconcile_result {
+	RECONCILE_UNCHANGED,	/* compared; nothing to write (the shadow may move) */
+	RECONCILE_CHANGED,	/* written (linked, created, updated); in a dry run:
+				 * would be */
+	RECONCILE_SKIPPED,	/* left alone: see reason */
+	RECONCILE_FAILED,	/* a record-level failure: see error */
+};
+
+struct reconcile_outcome {
+	enum reconcile_result result;
+	const char *reason;	/* SKIPPED: why, static text */
+	char *error;		/* FAILED: owned */
+	char *b_id;		/* the subscriber's id when there is one: owned */
+};
+
+void reconcile_outcome_release(struct reconcile_outcome *o);
+
+/* The reason given for a contact the incremental check left alone. */
+#define RECONCILE_NO_CHANGES "no changes detected"
+
 struct reconcile;
 
 /* db, ml, cfg and store are borrowed and must outlive it; program and
@@ -73,7 +102,9 @@ struct reconcile *reconcile_new(struct db *db, struct ml_client *ml, const struc
 void reconcile_free(struct reconcile *r);
 
 /* Resolve the managed groups' ids in B, once per run (GET /groups), creating
- * the missing ones when the config allows; else CW_EXIT_CONFIG naming them. */
+ * the missing ones when the config allows; else CW_EXIT_CONFIG naming them.
+ * Without this call, reconcile_contacts resolves them the first time a
+ * write to B needs a group id, so a run that changes no group asks nothing. */
 int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err);
 
 /*
@@ -81,13 +112,16 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err);
  * *counts. report (borrowed, may be NULL) is a JSON object whose arrays
  * "errors" (record-level failures) and, in a dry run, "changes" (the
  * planned changes) get one entry per contact, up to RECONCILE_REPORT_MAX
- * each. Returns -1 with err set when the set could not be done (database
- * error, API unavailable): the caller rolls back; B may hold some of the
- * writes, which the next run finds already made.
+ * each. outcomes (may be NULL) has n zeroed entries, filled one per ref;
+ * the caller releases them (also after a failure). Returns -1 with err set
+ * when the set could not be done (database error, API unavailable): the
+ * caller rolls back; B may hold some of the writes, which the next run
+ * finds already made.
  */
 #define RECONCILE_REPORT_MAX 100
 int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size_t n,
-		       struct reconcile_counts *counts, json_t *report, struct cw_error *err);
+		       struct reconcile_counts *counts, json_t *report,
+		       struct reconcile_outcome *outcomes, struct cw_error *err);
 
 /*
  * The A rows that need B's attention, in key order after after_key (NULL:

@@ -192,6 +192,11 @@ const char *store_key(const struct store *store)
 	return store->key;
 }
 
+const char *store_updated_at(const struct store *store)
+{
+	return store->updated_at;
+}
+
 int store_build_lookup(struct store *store, struct db *db, long long *rows, struct cw_error *err)
 {
 	char email_expr[256];

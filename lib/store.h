@@ -21,9 +21,10 @@ struct store;
 struct store *store_open(struct db *db, const struct cw_config *cfg, struct cw_error *err);
 void store_free(struct store *store);
 
-/* Quoted SQL names (borrowed): "public"."clients", "id", ... */
+/* Quoted SQL names (borrowed): "public"."clients", "id", "updated_at" */
 const char *store_table(const struct store *store);
 const char *store_key(const struct store *store);
+const char *store_updated_at(const struct store *store);
 
 /* The A key's SQL type as format_type() spells it ("uuid", "bigint"), for
  * casting a key carried as text back to it, so that lookups use the

@@ -704,6 +704,36 @@ static void snapshots_after(void)
 	json_decref(sa);
 }
 
+static void agreement(void)
+{
+	struct cw_config cfg;
+	struct merge_spec spec = { &cfg, CW_DIR_BOTH, false };
+	json_t *a = contact(NULL), *same = contact(NULL), *renamed = contact(NAME("'Anne'"));
+
+	setup(&cfg, CW_POLICY_SKIP, CW_POLICY_SKIP);
+	ok(merge_snapshots_agree(&spec, a, same), "agree: equal snapshots");
+	json_object_set_new(same, "updated_at", json_string("2030-01-01 00:00:00"));
+	json_object_set_new(same, "deferred", json_true());
+	ok(merge_snapshots_agree(&spec, a, same), "agree: times and marks aside");
+	json_object_set_new(json_object_get(a, "fields"), "company", json_null());
+	json_object_set_new(json_object_get(same, "fields"), "company", json_string(""));
+	ok(merge_snapshots_agree(&spec, a, same), "agree: null and \"\" are both no value");
+	json_object_del(json_object_get(same, "fields"), "company");
+	ok(merge_snapshots_agree(&spec, a, same), "agree: an absent field is no value");
+	ok(!merge_snapshots_agree(&spec, a, renamed), "disagree: a field moved");
+	json_object_set_new(same, "groups", json_pack("[s, s]", "Customers", "Other"));
+	ok(merge_snapshots_agree(&spec, a, same), "agree: an unmanaged group aside");
+	json_object_set_new(same, "groups", json_array());
+	ok(!merge_snapshots_agree(&spec, a, same), "disagree: a managed group left");
+	json_object_set_new(same, "groups", json_pack("[s]", "Customers"));
+	json_object_set_new(same, "status", json_string("unsubscribed"));
+	ok(!merge_snapshots_agree(&spec, a, same), "disagree: the status moved");
+	ok(!merge_snapshots_agree(&spec, a, NULL), "disagree: a snapshot and none");
+	json_decref(a);
+	json_decref(same);
+	json_decref(renamed);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -711,5 +741,6 @@ int main(void)
 	value_rules();
 	item_sets();
 	snapshots_after();
+	agreement();
 	return done_testing();
 }
