@@ -83,7 +83,8 @@ tests/unit/tap.o: tests/unit/tap.c
 tests/unit/%.t: tests/unit/%.c tests/unit/tap.o tests/unit/tap.h libcrosswalk.a
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< tests/unit/tap.o libcrosswalk.a $(ALL_LIBS)
 
-# Test-only drivers of library modules (not installed).
+# Test-only drivers of library modules (not installed). The scripts beside
+# them (tests/helpers/latency-proxy) are run as they are.
 tests/helpers/%: tests/helpers/%.c libcrosswalk.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< libcrosswalk.a $(ALL_LIBS)
 
