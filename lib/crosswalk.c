@@ -18,6 +18,27 @@ struct linker {
 	char *crosswalk_table; /* text parameter: the quoted table that owns the id sequence */
 };
 
+int crosswalk_lock_emails(struct db *db, const json_t *emails, struct cw_error *err)
+{
+	char *text = json_dumps(emails, JSON_COMPACT);
+	const char *params[] = { text };
+	/* Sorted, so that two sessions locking overlapping sets cannot
+	 * deadlock each other within one call. */
+	PGresult *res = db_query_prepared(
+		db, "cw_lock_emails",
+		"SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
+		"  pg_catalog.hashtextextended('crosswalk-email:' || e, 0)))"
+		" FROM (SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text($1::jsonb) e"
+		"  ORDER BY e) q",
+		1, params, err);
+
+	free(text);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, char **id_out)
 {
 	const json_t *id = json_object_get(subscriber, "id");

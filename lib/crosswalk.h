@@ -12,6 +12,11 @@
 #include "db.h"
 #include "error.h"
 
+/* Transaction-level advisory locks on each normalized email of the JSON
+ * array (borrowed), the same for every program: two runs never work on one
+ * contact at once. Held until the caller's transaction ends. */
+int crosswalk_lock_emails(struct db *db, const json_t *emails, struct cw_error *err);
+
 /* One B subscriber as the linker takes it: a small JSON object text
  *   {"i": id, "e": normalized email or null, "r": raw email when invalid,
  *    "why": the email's problem, "s": b_snapshot}

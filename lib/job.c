@@ -1,5 +1,6 @@
 /* One run at a time per job and namespace, and telling live runs from dead ones. */
 #include "job.h"
+#include "cli.h"
 #include "exitcode.h"
 #include "state.h"
 #include "xalloc.h"
@@ -17,12 +18,28 @@ char *job_lock_name(const char *job, const char *namespace)
 
 int job_lock(struct db *db, const char *lock_name, struct cw_error *err)
 {
+	return job_lock_wait(db, lock_name, 0, err);
+}
+
+int job_lock_wait(struct db *db, const char *lock_name, long long wait_ms, struct cw_error *err)
+{
+	const long long deadline = cli_now_ms() + wait_ms;
 	bool got = false;
 
-	if (db_try_lock(db, lock_name, &got, err) < 0)
-		return -1;
-	if (got)
-		return 0;
+	/* Polled rather than blocking in pg_advisory_lock, so that a signal
+	 * ends the wait at once and the holder can be named at the end. */
+	for (;;) {
+		if (db_try_lock(db, lock_name, &got, err) < 0)
+			return -1;
+		if (got)
+			return 0;
+		long long left = deadline - cli_now_ms();
+		if (left <= 0)
+			break;
+		if (!cli_sleep_ms(left < JOB_LOCK_POLL_MS ? left : JOB_LOCK_POLL_MS))
+			return cw_error_set(err, CW_EXIT_PARTIAL,
+					    "interrupted while waiting for the lock \"%s\"", lock_name);
+	}
 	char *holder = db_lock_holder(db, lock_name);
 	cw_error_set(err, CW_EXIT_TEMPFAIL, "another run holds the lock \"%s\"", lock_name);
 	if (holder)
@@ -56,6 +73,29 @@ int job_log(struct db *db, const char *program, const char *run_id, const char *
 	free(sql);
 	free(detail_text);
 	return rc;
+}
+
+int job_log_records(struct db *db, const char *program, const char *run_id,
+		    const char *namespace, const json_t *rows, struct cw_error *err)
+{
+	if (!json_array_size(rows))
+		return 0;
+	char *text = json_dumps(rows, JSON_COMPACT);
+	const char *params[] = { text, program, run_id, namespace };
+	char *sql = xasprintf("INSERT INTO %s.sync_log (program, run_id, namespace, level, action,"
+			      "  email, a_id, b_id, detail)"
+			      " SELECT $2, $3, $4, p.level, p.action, p.e, p.a, p.b, p.detail"
+			      " FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(level text,"
+			      "  action text, e text, a text, b text, detail jsonb)",
+			      db_schema(db));
+	PGresult *res = db_query_prepared(db, "cw_job_log_records", sql, 4, params, err);
+
+	free(sql);
+	free(text);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 char *job_runner(void)

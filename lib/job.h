@@ -26,6 +26,11 @@ char *job_lock_name(const char *job, const char *namespace);
  * holder (pid, program, client, start time). */
 int job_lock(struct db *db, const char *lock_name, struct cw_error *err);
 
+/* The same, waiting up to wait_ms for the holder to finish (polled every
+ * JOB_LOCK_POLL_MS); a signal ends the wait with CW_EXIT_PARTIAL. */
+#define JOB_LOCK_POLL_MS 100LL
+int job_lock_wait(struct db *db, const char *lock_name, long long wait_ms, struct cw_error *err);
+
 /* A new run id from the database (a UUID as text). New string, or NULL
  * with err set. */
 char *job_new_run_id(struct db *db, struct cw_error *err);
@@ -34,6 +39,12 @@ char *job_new_run_id(struct db *db, struct cw_error *err);
  * "job_completed", ...; detail a JSON object or NULL, borrowed). */
 int job_log(struct db *db, const char *program, const char *run_id, const char *namespace,
 	    const char *level, const char *action, const json_t *detail, struct cw_error *err);
+
+/* sync_log rows about records, in one statement: rows (borrowed) is a JSON
+ * array of {"level", "action", "e": email, "a": A key, "b": B id,
+ * "detail": object}, the last four optional. */
+int job_log_records(struct db *db, const char *program, const char *run_id,
+		    const char *namespace, const json_t *rows, struct cw_error *err);
 
 /* Who this process is, for the status section: "pid 123 on host". New
  * string. */

@@ -1,7 +1,9 @@
 /* Reconciling a set of contacts: lock, load, plan, write B, write A, bookkeeping. */
 #include "reconcile.h"
+#include "crosswalk.h"
 #include "exitcode.h"
 #include "http.h"
+#include "job.h"
 #include "log.h"
 #include "merge.h"
 #include "record.h"
@@ -26,7 +28,7 @@ struct reconcile {
 	bool groups_ready;	/* group_ids resolved for this run */
 	json_t *seen;		/* A keys looked at whose shadow does not show it */
 	bool todo_ready;	/* pg_temp.cw_a_todo holds A's changes for this run */
-	char *load_sql, *changes_sql, *book_sql, *conflict_sql, *log_sql, *unlink_sql;
+	char *load_sql, *changes_sql, *book_sql, *conflict_sql, *unlink_sql;
 	char *crosswalk_table;	/* text parameter for pg_get_serial_sequence */
 };
 
@@ -112,9 +114,7 @@ static char *load_statement(struct reconcile *r)
 		r->opts.use_lookup
 			? xstrdup("SELECT l.a_id, l.n_a FROM pg_temp.cw_a_lookup l"
 				  " WHERE l.email = c.e LIMIT 1")
-			: xasprintf("SELECT t.%s::text AS a_id, count(*) OVER () AS n_a FROM %s t"
-				    " WHERE %s = c.e LIMIT 1",
-				    store_key(st), store_table(st), email);
+			: store_by_email_sql(st, "c.e");
 	/* Lateral LIMIT 1 probes, so that each is an index lookup whatever
 	 * the planner guesses about the size of the set. */
 	char *sql = xasprintf(
@@ -253,16 +253,6 @@ static char *conflict_statement(struct reconcile *r)
 		s, s, s);
 }
 
-static char *log_statement(struct reconcile *r)
-{
-	return xasprintf("INSERT INTO %s.sync_log (program, run_id, namespace, level, action, email,"
-			 "  a_id, b_id, detail)"
-			 " SELECT $2, $3, $4, p.level, p.action, p.e, p.a, p.b, p.detail"
-			 " FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(level text,"
-			 "  action text, e text, a text, b text, detail jsonb)",
-			 db_schema(r->db));
-}
-
 struct reconcile *reconcile_new(struct db *db, struct ml_client *ml, const struct cw_config *cfg,
 				struct store *store, const char *program, const char *run_id,
 				const struct reconcile_options *opts)
@@ -285,7 +275,6 @@ struct reconcile *reconcile_new(struct db *db, struct ml_client *ml, const struc
 	r->changes_sql = changes_statement(r);
 	r->book_sql = book_statement(r);
 	r->conflict_sql = conflict_statement(r);
-	r->log_sql = log_statement(r);
 	r->unlink_sql = xasprintf("DELETE FROM %s.integration_crosswalk WHERE id = ANY($1::bigint[])",
 				  db_schema(db));
 	r->crosswalk_table = xasprintf("%s.integration_crosswalk", db_schema(db));
@@ -304,7 +293,6 @@ void reconcile_free(struct reconcile *r)
 	free(r->changes_sql);
 	free(r->book_sql);
 	free(r->conflict_sql);
-	free(r->log_sql);
 	free(r->unlink_sql);
 	free(r->crosswalk_table);
 	free(r);
@@ -380,29 +368,6 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 		ml_result_release(&res);
 	}
 	r->groups_ready = true;
-	return 0;
-}
-
-/* ---- 1. locks ---- */
-
-/* Transaction-level locks on each email, in one order everywhere so that
- * two programs locking overlapping sets cannot deadlock each other. */
-static int lock_emails(struct reconcile *r, const json_t *emails, struct cw_error *err)
-{
-	char *text = json_dumps(emails, JSON_COMPACT);
-	const char *params[] = { text };
-	PGresult *res = db_query_prepared(
-		r->db, "cw_lock_emails",
-		"SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
-		"  pg_catalog.hashtextextended('crosswalk-email:' || e, 0)))"
-		" FROM (SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text($1::jsonb) e"
-		"  ORDER BY e) q",
-		1, params, err);
-
-	free(text);
-	if (!res)
-		return -1;
-	PQclear(res);
 	return 0;
 }
 
@@ -1316,7 +1281,7 @@ static int lock_set(struct reconcile *r, struct contact *cs, size_t n, bool pinn
 		    struct cw_error *err)
 {
 	json_t *emails = email_list(cs, n, pinned);
-	int rc = json_array_size(emails) ? lock_emails(r, emails, err) : 0;
+	int rc = json_array_size(emails) ? crosswalk_lock_emails(r->db, emails, err) : 0;
 	json_decref(emails);
 	return rc;
 }
@@ -1390,7 +1355,8 @@ static int bookkeeping(struct reconcile *r, struct contact *cs, size_t n,
 		if (rc == 0)
 			rc = exec_json(r, "cw_reconcile_conflicts", r->conflict_sql, conflicts, 0, err);
 		if (rc == 0)
-			rc = exec_json(r, "cw_reconcile_log", r->log_sql, log, 0, err);
+			rc = job_log_records(r->db, r->program, r->run_id, r->cfg->namespace, log,
+					     err);
 	}
 	strbuf_release(&unlink);
 	json_decref(log);
@@ -1481,6 +1447,41 @@ int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, j
 				      json_pack("{s:s, s:s, s:s?}", "k", PQgetvalue(res, i, 0), "e",
 						PQgetvalue(res, i, 1), "b",
 						PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2)));
+	PQclear(res);
+	return 0;
+}
+
+int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, struct cw_error *err)
+{
+	const char *s = db_schema(r->db);
+	char *by_email = store_by_email_sql(r->store, "r.e");
+	char *sql = xasprintf(
+		"WITH r AS (SELECT r.e, r.n FROM pg_catalog.jsonb_array_elements_text($1::jsonb)"
+		"  WITH ORDINALITY AS r(e, n))"
+		" SELECT r.e, coalesce(xe.a_id, CASE WHEN ta.n_a = 1 THEN ta.a_id END),"
+		"   coalesce(xe.b_id, xa.b_id)"
+		" FROM r"
+		" LEFT JOIN LATERAL (SELECT x.a_id, x.b_id FROM %s.integration_crosswalk x"
+		"   WHERE x.email = r.e) xe ON true"
+		" LEFT JOIN LATERAL (%s) ta ON xe.a_id IS NULL"
+		" LEFT JOIN LATERAL (SELECT x.b_id FROM %s.integration_crosswalk x"
+		"   WHERE x.a_id = ta.a_id) xa ON ta.n_a = 1"
+		" ORDER BY r.n",
+		s, by_email, s);
+	char *text = json_dumps(emails, JSON_COMPACT);
+	const char *params[] = { text };
+	PGresult *res = db_query_prepared(r->db, "cw_reconcile_find", sql, 1, params, err);
+
+	free(text);
+	free(sql);
+	free(by_email);
+	if (!res)
+		return -1;
+	*rows = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(*rows, json_pack("{s:s, s:s?, s:s?}", "e", PQgetvalue(res, i, 0),
+						       "k", PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1),
+						       "b", PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2)));
 	PQclear(res);
 	return 0;
 }

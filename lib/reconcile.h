@@ -139,6 +139,14 @@ int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size
 int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
 			struct cw_error *err);
 
+/* The contacts of normalized emails (a JSON array of strings, borrowed),
+ * as reconcile_fetch_b takes them, in one query: *rows gets a new array
+ * with one {"e": email, "k": A key or null, "b": B id or null} per email,
+ * in order. A contact is found through the crosswalk by its email, else
+ * by the A row holding the email (and that row's link, if any); an email
+ * two A rows share gets no key. */
+int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, struct cw_error *err);
+
 /* Read the B records of A rows from reconcile_a_changes (borrowed array,
  * at most ML_BATCH_MAX) through one /batch of GETs, by B id when linked,
  * else by email. *subscribers gets a new array, one element per row: the

@@ -276,6 +276,24 @@ char *store_snapshot_sql(const struct store *store, const char *alias, const cha
 	return strbuf_detach(&sb, NULL);
 }
 
+char *store_by_email_sql(const struct store *store, const char *value)
+{
+	char *email = store_email_sql(store, "t");
+	/* The stored text is usually the normalized email already: the probe
+	 * on the column itself can use the table's index on it, and the scan
+	 * that normalizes every row runs only when the probe finds nothing. */
+	char *sql = xasprintf("(SELECT t.%s::text AS a_id, 1::bigint AS n_a FROM %s t"
+			      "  WHERE t.%s = %s AND %s = %s LIMIT 1)"
+			      " UNION ALL"
+			      " (SELECT t.%s::text, pg_catalog.count(*) OVER () FROM %s t"
+			      "  WHERE %s = %s LIMIT 1)"
+			      " LIMIT 1",
+			      store->key, store->table, store->email, value, email, value, store->key,
+			      store->table, email, value);
+	free(email);
+	return sql;
+}
+
 const char *store_key_type(const struct store *store)
 {
 	return store->key_type;

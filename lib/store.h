@@ -35,6 +35,13 @@ const char *store_key_type(const struct store *store);
  * as alias (RECORD_EMAIL_SQL of its email column). New string. */
 char *store_email_sql(const struct store *store, const char *alias);
 
+/* A query finding the A row of a normalized email given as the SQL
+ * expression value (a column of an outer query, say), for a LATERAL join:
+ * columns a_id (the key as text) and n_a (how many rows hold that email;
+ * 1 when a row stores it exactly as given, since only the stored text is
+ * probed then: a second row differing in case goes unseen). New string. */
+char *store_by_email_sql(const struct store *store, const char *value);
+
 /*
  * Write values pulled from B into existing A rows, as one statement:
  * batch_json is a JSON array of
