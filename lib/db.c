@@ -335,6 +335,13 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
 	return 0;
 }
 
+bool db_in_transaction(struct db *db)
+{
+	PGTransactionStatusType st = db->conn ? PQtransactionStatus(db->conn) : PQTRANS_UNKNOWN;
+
+	return st != PQTRANS_IDLE && st != PQTRANS_UNKNOWN;
+}
+
 int db_begin(struct db *db, struct cw_error *err)
 {
 	if (db_exec(db, "BEGIN", 0, NULL, err) < 0)

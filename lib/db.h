@@ -66,6 +66,10 @@ bool db_concurrent_conflict(struct db *db);
  * re-establishes what it needs. */
 int db_reconnect(struct db *db, struct cw_error *err);
 
+/* True while a transaction is open on the connection (also one in error);
+ * false in autocommit and when the connection is gone. */
+bool db_in_transaction(struct db *db);
+
 int db_begin(struct db *db, struct cw_error *err);
 int db_commit(struct db *db, struct cw_error *err);
 /* Roll back if a transaction is open; never fails loudly (used on error paths). */
