@@ -302,9 +302,11 @@ static int load_locked(struct db *db, const char *key, bool create, struct break
 	if (!res)
 		goto fail;
 	*present = PQntuples(res) == 1;
-	/* Not JSON jansson can read (a number beyond a double, say): garbage,
-	 * which reads as a closed breaker like any other. */
-	json_t *doc = *present ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+	/* jsonb prints 1e300 as 301 digits: read integers as doubles so that
+	 * only a number beyond a double (1e400) makes the text unreadable,
+	 * and unreadable is garbage, a closed breaker like any other. */
+	json_t *doc = *present ? json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_INT_AS_REAL, NULL)
+			       : NULL;
 	PQclear(res);
 	breaker_from_json(b, doc);
 	json_decref(doc);
