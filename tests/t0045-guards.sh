@@ -15,16 +15,19 @@ fi
 
 start_postgres
 
-cat >g.conf <<EOF
-[database]
-retries = 0
+# conf FILE LINE...: a config that does not retry a lost connection, with
+# these lines in [guards].
+conf() {
+    conf_file_=$1
+    shift
+    {
+        printf '[database]\nretries = 0\n\n[guards]\n' &&
+        printf '%s\n' "$@"
+    } >"$TRASH/$conf_file_"
+}
 
-[guards]
-breaker_errors = 3
-breaker_window = 10m
-breaker_cooldown = 5m
-daily_limit = 10
-EOF
+conf g.conf "breaker_errors = 3" "breaker_window = 10m" "breaker_cooldown = 5m" \
+    "daily_limit = 10"
 
 KEY=breaker:smart-sync
 DAILY=daily:smart-sync
@@ -166,12 +169,7 @@ test_expect_success 'an open breaker whose closesAt is centuries away closes aft
 '
 
 test_expect_success 'processes recording at once lose no failure' '
-    cat >many.conf <<-EOF &&
-	[database]
-	retries = 0
-	[guards]
-	breaker_errors = 1000
-	EOF
+    conf many.conf "breaker_errors = 1000" &&
     pids= &&
     for i in 1 2 3 4 5 6 7 8; do
         { "$PROBE" -c "$TRASH/many.conf" record breaker:many fail "p$i" >/dev/null 2>p$i.err & } &&
@@ -248,7 +246,7 @@ test_expect_success 'hostile counts: not a number or negative is 0, huge is all 
 '
 
 test_expect_success 'daily_limit 0: no limit' '
-    sed "s/^daily_limit = 10/daily_limit = 0/" g.conf >nolimit.conf &&
+    conf nolimit.conf "daily_limit = 0" &&
     "$PROBE" -c "$TRASH/nolimit.conf" left $DAILY >out &&
     # jq reads numbers as doubles: compare the text
     test_grep "^{\"left\":9223372036854775807}$" out
@@ -267,12 +265,7 @@ test_expect_success 'the health check: free connections counted as the server co
 '
 
 test_expect_success 'an unhealthy database: 69, naming the figure and the limit' '
-    cat >busy.conf <<-EOF &&
-	[database]
-	retries = 0
-	[guards]
-	min_free_connections = 100000
-	EOF
+    conf busy.conf "min_free_connections = 100000" &&
     test_expect_code 69 "$PROBE" -c "$TRASH/busy.conf" health >out 2>err &&
     free=$(jq .freeConnections out) &&
     test_grep "error: the database is unhealthy: $free free connections, under min_free_connections 100000" err &&
