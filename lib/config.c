@@ -101,6 +101,19 @@ static const struct cfg_option shared_options[] = {
 	{ "sync", "import_new", NULL, 0, NULL, CFG_BOOL, 0, 0, "false", NULL, NULL, NULL, 0,
 	  OFF(import_new), NULL },
 
+	{ "guards", "breaker_errors", NULL, 0, NULL, CFG_INT, 1, 1000, "3", NULL, NULL, NULL, 0,
+	  OFF(guard_breaker_errors), NULL },
+	{ "guards", "breaker_window", NULL, 0, NULL, CFG_DURATION, 1, 7 * 24 * 3600, "10m", NULL,
+	  NULL, NULL, 0, OFF(guard_breaker_window), NULL },
+	{ "guards", "breaker_cooldown", NULL, 0, NULL, CFG_DURATION, 1, 7 * 24 * 3600, "5m", NULL,
+	  NULL, NULL, 0, OFF(guard_breaker_cooldown), NULL },
+	{ "guards", "daily_limit", NULL, 0, NULL, CFG_INT, 0, 1000000000, "5000", NULL, NULL, NULL,
+	  0, OFF(guard_daily_limit), NULL },
+	{ "guards", "max_db_latency_ms", NULL, 0, NULL, CFG_INT, 1, 600000, "500", NULL, NULL,
+	  NULL, 0, OFF(guard_max_db_latency_ms), NULL },
+	{ "guards", "min_free_connections", NULL, 0, NULL, CFG_INT, 0, 100000, "3", NULL, NULL,
+	  NULL, 0, OFF(guard_min_free_connections), NULL },
+
 	/* Secrets on argv end up in shell history and ps(1): refuse them. */
 	{ NULL, NULL, "api-key", 0, NULL, CFG_STRING, 0, 0, NULL, NULL, "KEY", NULL,
 	  CFG_SECRET_REFUSED | CFG_NO_HELP, 0, NULL },

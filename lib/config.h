@@ -84,6 +84,14 @@ struct cw_config {
 	int initial_policy;	/* enum cw_policy */
 	bool import_new;
 
+	/* [guards]: limits a scheduled job checks before it runs */
+	int guard_breaker_errors;	/* failed runs within the window that open the breaker */
+	long guard_breaker_window;	/* seconds */
+	long guard_breaker_cooldown;	/* seconds the breaker stays open */
+	int guard_daily_limit;		/* records per UTC day; 0 = no limit */
+	int guard_max_db_latency_ms;
+	int guard_min_free_connections;
+
 	/* run options shared by programs */
 	char *config_file;	/* the file read, or NULL */
 	bool quiet;

@@ -335,6 +335,13 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
 	return 0;
 }
 
+bool db_in_transaction(struct db *db)
+{
+	PGTransactionStatusType st = db->conn ? PQtransactionStatus(db->conn) : PQTRANS_UNKNOWN;
+
+	return st != PQTRANS_IDLE && st != PQTRANS_UNKNOWN;
+}
+
 int db_begin(struct db *db, struct cw_error *err)
 {
 	if (db_exec(db, "BEGIN", 0, NULL, err) < 0)
@@ -448,16 +455,98 @@ char *db_lock_holder(struct db *db, const char *name)
 	return out;
 }
 
-double db_ping_ms(struct db *db)
+/* ---------- health ---------- */
+
+/* One "SELECT 1", timed by the monotonic clock. */
+static int time_select1(struct db *db, double *ms, struct cw_error *err)
 {
 	struct timespec a, b;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	PGresult *res = PQexec(db->conn, "SELECT 1");
+	PGresult *res = db_query(db, "SELECT 1", 0, NULL, err);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-	PQclear(res);
-	if (!ok)
+	if (!res)
 		return -1;
-	return (double)(b.tv_sec - a.tv_sec) * 1000.0 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	PQclear(res);
+	*ms = (double)(b.tv_sec - a.tv_sec) * 1000.0 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	return 0;
+}
+
+double db_ping_ms(struct db *db)
+{
+	struct cw_error err;
+	double ms;
+
+	return time_select1(db, &ms, &err) == 0 ? ms : -1;
+}
+
+int db_health(struct db *db, double *rtt_ms, long *free_connections, struct cw_error *err)
+{
+	double best = -1;
+
+	for (int i = 0; i < 3; i++) {
+		double ms;
+		if (time_select1(db, &ms, err) < 0)
+			return -1;
+		if (best < 0 || ms < best)
+			best = ms;
+	}
+	/* current_setting(..., true) is NULL for a setting the server does not
+	 * have: reserved_connections is new in PostgreSQL 16. */
+	PGresult *res = db_query(
+		db,
+		"SELECT GREATEST(pg_catalog.current_setting('max_connections')::pg_catalog.int4"
+		" - coalesce(pg_catalog.current_setting('superuser_reserved_connections', true)"
+		"::pg_catalog.int4, 0)"
+		" - coalesce(pg_catalog.current_setting('reserved_connections', true)"
+		"::pg_catalog.int4, 0)"
+		" - (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
+		"    WHERE backend_type = 'client backend'), 0)",
+		0, NULL, err);
+	if (!res)
+		return -1;
+	if (rtt_ms)
+		*rtt_ms = best;
+	if (free_connections)
+		*free_connections = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+int db_health_judge(double rtt_ms, long free_connections, int max_latency_ms, int min_free,
+		    struct cw_error *err)
+{
+	if (max_latency_ms > 0 && rtt_ms > max_latency_ms)
+		cw_error_set(err, CW_EXIT_UNAVAILABLE,
+			     "the database is unhealthy: round trip %.1f ms over max_db_latency_ms %d",
+			     rtt_ms, max_latency_ms);
+	else if (min_free > 0 && free_connections < min_free)
+		cw_error_set(err, CW_EXIT_UNAVAILABLE,
+			     "the database is unhealthy: %ld free connection%s, under "
+			     "min_free_connections %d",
+			     free_connections, free_connections == 1 ? "" : "s", min_free);
+	else
+		return 0;
+	cw_error_detail(err,
+			"The best of three round trips of SELECT 1 took %.1f ms, and %ld "
+			"connection%s can still be opened.",
+			rtt_ms, free_connections, free_connections == 1 ? "" : "s");
+	cw_error_hint(err, "Run again when the database is less busy; the limits are "
+			   "max_db_latency_ms and min_free_connections in [guards].");
+	return -1;
+}
+
+int db_check_health(struct db *db, int max_latency_ms, int min_free, double *rtt_ms,
+		    long *free_connections, struct cw_error *err)
+{
+	double rtt;
+	long free_conns;
+
+	if (db_health(db, &rtt, &free_conns, err) < 0)
+		return -1;
+	if (rtt_ms)
+		*rtt_ms = rtt;
+	if (free_connections)
+		*free_connections = free_conns;
+	return db_health_judge(rtt, free_conns, max_latency_ms, min_free, err);
 }

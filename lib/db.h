@@ -66,6 +66,10 @@ bool db_concurrent_conflict(struct db *db);
  * re-establishes what it needs. */
 int db_reconnect(struct db *db, struct cw_error *err);
 
+/* True while a transaction is open on the connection (also one in error);
+ * false in autocommit and when the connection is gone. */
+bool db_in_transaction(struct db *db);
+
 int db_begin(struct db *db, struct cw_error *err);
 int db_commit(struct db *db, struct cw_error *err);
 /* Roll back if a transaction is open; never fails loudly (used on error paths). */
@@ -88,5 +92,27 @@ char *db_lock_holder(struct db *db, const char *name);
 
 /* Round-trip time of "SELECT 1" in milliseconds, or -1. */
 double db_ping_ms(struct db *db);
+
+/* How the server is doing: *rtt_ms the round trip of "SELECT 1" (the best
+ * of 3, so one slow packet does not count), *free_connections the
+ * connections a new client can still open: max_connections less
+ * superuser_reserved_connections (and reserved_connections, on servers
+ * that have it) less the client backends connected now, this one
+ * included; never below 0. Any role can read these. Either pointer may be
+ * NULL. A database error: the code from db_query(). */
+int db_health(struct db *db, double *rtt_ms, long *free_connections, struct cw_error *err);
+
+/* db_health() against limits: -1 with CW_EXIT_UNAVAILABLE "the database is
+ * unhealthy: round trip 812.3 ms over max_db_latency_ms 500" (or "3 free
+ * connections, under min_free_connections 5"), a detail with both figures
+ * and a hint. max_latency_ms <= 0 and min_free <= 0 turn that check off.
+ * The figures are filled whenever they could be taken, healthy or not
+ * (pointers may be NULL). */
+int db_check_health(struct db *db, int max_latency_ms, int min_free, double *rtt_ms,
+		    long *free_connections, struct cw_error *err);
+
+/* The judgement of db_check_health() on figures already taken (no I/O). */
+int db_health_judge(double rtt_ms, long free_connections, int max_latency_ms, int min_free,
+		    struct cw_error *err);
 
 #endif

@@ -232,8 +232,7 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_bucket which,
 		*grant = g;
 	if (limit <= 0)
 		return 0;
-	if (PQtransactionStatus(db_conn(rl->db)) != PQTRANS_IDLE &&
-	    PQtransactionStatus(db_conn(rl->db)) != PQTRANS_UNKNOWN)
+	if (db_in_transaction(rl->db))
 		return cw_error_set(err, CW_EXIT_SOFTWARE,
 				    "a rate-limit token was asked for inside a transaction");
 

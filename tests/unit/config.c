@@ -704,6 +704,61 @@ static void after_cluster(const char *first, const char *arg1, const char *arg2)
 		diag("    the q left over from the first call was applied to the second");
 }
 
+/* ---------- [guards] ---------- */
+
+static void guards(void)
+{
+	clean_env();
+	is_int(parse(&prog_plain, NULL), CONFIG_OK, "no [guards] anywhere: OK");
+	is_int(cfg.guard_breaker_errors, 3, "guards.breaker_errors: default 3");
+	is_int(cfg.guard_breaker_window, 600, "guards.breaker_window: default 10m");
+	is_int(cfg.guard_breaker_cooldown, 300, "guards.breaker_cooldown: default 5m");
+	is_int(cfg.guard_daily_limit, 5000, "guards.daily_limit: default 5000");
+	is_int(cfg.guard_max_db_latency_ms, 500, "guards.max_db_latency_ms: default 500");
+	is_int(cfg.guard_min_free_connections, 3, "guards.min_free_connections: default 3");
+
+	/* Shared keys: a program with no options of its own reads them too. */
+	setenv("CROSSWALK_CONFIG",
+	       file("guards.conf", 0600,
+		    "[guards]\nbreaker_errors = 1000\nbreaker_window = 7d\n"
+		    "breaker_cooldown = 1s\ndaily_limit = 0\nmax_db_latency_ms = 600000\n"
+		    "min_free_connections = 0\n"),
+	       1);
+	is_int(parse(&prog_plain, NULL), CONFIG_OK, "[guards] at its bounds: OK");
+	is_int(cfg.guard_breaker_errors, 1000, "breaker_errors 1000");
+	is_int(cfg.guard_breaker_window, 7 * 86400, "breaker_window 7d");
+	is_int(cfg.guard_breaker_cooldown, 1, "breaker_cooldown 1s");
+	is_int(cfg.guard_daily_limit, 0, "daily_limit 0 (no limit)");
+	is_int(cfg.guard_max_db_latency_ms, 600000, "max_db_latency_ms 600000");
+	is_int(cfg.guard_min_free_connections, 0, "min_free_connections 0");
+
+	static const struct {
+		const char *line, *key;
+	} bad[] = {
+		{ "breaker_errors = 0", "guards.breaker_errors" },
+		{ "breaker_errors = 1001", "guards.breaker_errors" },
+		{ "breaker_window = 0", "guards.breaker_window" },
+		{ "breaker_window = 8d", "guards.breaker_window" },
+		{ "breaker_window = 10 minutes", "guards.breaker_window" },
+		{ "breaker_cooldown = 0", "guards.breaker_cooldown" },
+		{ "breaker_cooldown = 5x", "guards.breaker_cooldown" },
+		{ "daily_limit = -1", "guards.daily_limit" },
+		{ "daily_limit = 1000000001", "guards.daily_limit" },
+		{ "max_db_latency_ms = 0", "guards.max_db_latency_ms" },
+		{ "max_db_latency_ms = 600001", "guards.max_db_latency_ms" },
+		{ "min_free_connections = -1", "guards.min_free_connections" },
+		{ "min_free_connections = many", "guards.min_free_connections" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[200];
+		snprintf(text, sizeof(text), "[guards]\n%s\n", bad[i].line);
+		file_error(bad[i].line, text, 2, bad[i].key, NULL);
+	}
+	file_error("a misspelt [guards] key", "[guards]\nbreaker_error = 3\n", 2,
+		   "breaker_error", "[guards]");
+	clean_env();
+}
+
 /* ---------- the A table's name ---------- */
 
 static void table_part(const char *name, const char *schema, const char *table)
@@ -749,6 +804,7 @@ int main(void)
 	values();
 	command_line();
 	table_parts();
+	guards();
 
 	config_release(&cfg);
 	for (size_t i = 0; i < npaths; i++) {
