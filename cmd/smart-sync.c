@@ -558,7 +558,10 @@ failed:
 	log_cw_error(&err);
 	exit_status = err.code ? err.code : CW_EXIT_SOFTWARE;
 	error = err.msg;
-	settle_rest(&run, failed, err.msg);
+	if (exit_status == CW_EXIT_PARTIAL)
+		settle_rest(&run, skipped, "interrupted");
+	else
+		settle_rest(&run, failed, err.msg);
 	goto report;
 
 refused:
