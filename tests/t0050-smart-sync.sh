@@ -240,10 +240,11 @@ advisory_locks() {
     psql_q "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = $1"
 }
 
-# wait_for CMD...: until CMD succeeds, polling (at most 30 s).
+# wait_for 'SHELL TEXT': until it succeeds, evaluated anew each time
+# (polling, at most 30 s).
 wait_for() {
     wait_for_n_=0
-    until "$@"; do
+    until eval "$1"; do
         wait_for_n_=$((wait_for_n_ + 1))
         test $wait_for_n_ -lt 600 || return 1
         sleep 0.05
@@ -272,9 +273,9 @@ SQL
 test_expect_success 'a B record read before another run wrote it is read again under the lock' '
     psql_q "CREATE TABLE public.go (x int)" &&
     { psql -X -q -v ON_ERROR_STOP=1 -f holder.sql >holder.out 2>&1 & holder=$!; } &&
-    wait_for test "$(advisory_locks true)" -ge 1 &&
+    wait_for "test \"\$(advisory_locks true)\" -ge 1" &&
     { smart-sync -c cw.conf -v fay@example.com >racer.json 2>racer.err & racer=$!; } &&
-    wait_for test "$(advisory_locks false)" -ge 1 &&
+    wait_for "test \"\$(advisory_locks false)\" -ge 1" &&
     b_edit fay@example.com "{\"fields\": {\"name\": \"Faye\"}, \"updated_at\": \"2030-01-01 00:00:00\"}" &&
     psql_q "INSERT INTO public.go VALUES (1)" &&
     wait $holder &&
