@@ -558,8 +558,11 @@ failed:
 	log_cw_error(&err);
 	exit_status = err.code ? err.code : CW_EXIT_SOFTWARE;
 	error = err.msg;
+	/* A refusal leaves the contacts for a later run; a failure is theirs. */
 	if (exit_status == CW_EXIT_PARTIAL)
 		settle_rest(&run, skipped, "interrupted");
+	else if (exit_status == CW_EXIT_TEMPFAIL)
+		settle_rest(&run, skipped, err.msg);
 	else
 		settle_rest(&run, failed, err.msg);
 	goto report;
