@@ -453,10 +453,15 @@ static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_err
 /* B's record was read before the locks were taken. When it differs from
  * the shadow yet is no newer than it, another run may have written B and
  * the shadow in between: planning from the old record would pull B's past
- * over A. Such contacts are read again, now that they are locked. */
+ * over A. And when B had no record yet the contact is linked now, another
+ * run may have created the subscriber in between: taking it for one B lost
+ * would fail the contact (or, with repair_missing, unlink it). Such
+ * contacts are read again, now that they are locked. */
 static bool b_read_stale(const struct reconcile *r, const struct contact *c)
 {
-	if (!c->b_snap || !c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
+	if (!c->b_snap)
+		return c->cw_id && c->b_id;
+	if (!c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
 		return false;
 	const char *read = str_member(c->b_snap, "updated_at");
 	const char *synced = str_member(c->sh_b, "updated_at");
