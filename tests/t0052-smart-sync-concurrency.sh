@@ -162,8 +162,10 @@ test_expect_success 'setup: 300 contacts a side, linked with the rate limit off'
 '
 
 test_expect_success 'edits on both sides, new rows in A, four overlapping lists' '
-    # A second after the link run wrote B, so that an edit in B moves its
-    # updated_at past the one the shadow holds.
+    # A second after B was seeded and written: its updated_at counts whole
+    # seconds, and smart-sync takes a B updated_at equal to the shadow'\''s
+    # for untouched, so an edit in that same second would reach A through
+    # enterprise-sync alone.
     sleep 1 &&
     edit_a &&
     edit_b &&
