@@ -116,7 +116,11 @@ static char *load_statement(struct reconcile *r)
 				  " WHERE l.email = c.e LIMIT 1")
 			: store_by_email_sql(st, "c.e");
 	/* Lateral LIMIT 1 probes, so that each is an index lookup whatever
-	 * the planner guesses about the size of the set. */
+	 * the planner guesses about the size of the set. The search of A by
+	 * email (a scan of the table, unless it has an index on the
+	 * normalized email) is gated inside its lateral, which OFFSET 0 keeps
+	 * from being pulled up: as a join condition the gate would only be
+	 * checked after the search, which then ran for every linked contact. */
 	char *sql = xasprintf(
 		"WITH r AS (SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb)"
 		"  AS r(x int, i text, e text, k text)),"
@@ -133,8 +137,8 @@ static char *load_statement(struct reconcile *r)
 		"  LEFT JOIN LATERAL (SELECT x.id FROM %s.integration_crosswalk x"
 		"    WHERE x.email = r.e LIMIT 1) ce ON r.e IS NOT NULL),"
 		" m AS (SELECT c.*, coalesce(c.cw_a, c.k, em.a_id) AS a_id, em.n_a"
-		"  FROM c LEFT JOIN LATERAL (%s) em"
-		"    ON c.cw_id IS NULL AND c.k IS NULL AND c.e IS NOT NULL)"
+		"  FROM c LEFT JOIN LATERAL (SELECT * FROM (%s) q"
+		"    WHERE c.cw_id IS NULL AND c.k IS NULL AND c.e IS NOT NULL OFFSET 0) em ON true)"
 		" SELECT m.x, m.cw_id, m.cw_b, m.cw_email, m.ce_id, m.a_id, m.n_a,"
 		"   (SELECT x.b_id FROM %s.integration_crosswalk x WHERE x.a_id = m.a_id LIMIT 1),"
 		"   ta.snap, sh.a_snapshot, sh.b_snapshot,"
@@ -453,10 +457,15 @@ static int load(struct reconcile *r, struct contact *cs, size_t n, struct cw_err
 /* B's record was read before the locks were taken. When it differs from
  * the shadow yet is no newer than it, another run may have written B and
  * the shadow in between: planning from the old record would pull B's past
- * over A. Such contacts are read again, now that they are locked. */
+ * over A. And when B had no record yet the contact is linked now, another
+ * run may have created the subscriber in between: taking it for one B lost
+ * would fail the contact (or, with repair_missing, unlink it). Such
+ * contacts are read again, now that they are locked. */
 static bool b_read_stale(const struct reconcile *r, const struct contact *c)
 {
-	if (!c->b_snap || !c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
+	if (!c->b_snap)
+		return c->cw_id && c->b_id;
+	if (!c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
 		return false;
 	const char *read = str_member(c->b_snap, "updated_at");
 	const char *synced = str_member(c->sh_b, "updated_at");
@@ -1455,6 +1464,8 @@ int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, str
 {
 	const char *s = db_schema(r->db);
 	char *by_email = store_by_email_sql(r->store, "r.e");
+	/* A is searched by email only for an email the crosswalk does not
+	 * know, gated as in load_statement(). */
 	char *sql = xasprintf(
 		"WITH r AS (SELECT r.e, r.n FROM pg_catalog.jsonb_array_elements_text($1::jsonb)"
 		"  WITH ORDINALITY AS r(e, n))"
@@ -1463,7 +1474,7 @@ int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, str
 		" FROM r"
 		" LEFT JOIN LATERAL (SELECT x.a_id, x.b_id FROM %s.integration_crosswalk x"
 		"   WHERE x.email = r.e) xe ON true"
-		" LEFT JOIN LATERAL (%s) ta ON xe.a_id IS NULL"
+		" LEFT JOIN LATERAL (SELECT * FROM (%s) q WHERE xe.a_id IS NULL OFFSET 0) ta ON true"
 		" LEFT JOIN LATERAL (SELECT x.b_id FROM %s.integration_crosswalk x"
 		"   WHERE x.a_id = ta.a_id) xa ON ta.n_a = 1"
 		" ORDER BY r.n",
