@@ -79,14 +79,24 @@ test_expect_success 'a change in B is pulled into A; the next run finds nothing 
     test_json_eq out.json ".out[0].reason" "no changes detected"
 '
 
-test_expect_success '--mode full compares a change A made without moving updated_at' '
+test_expect_success 'a change A made without moving updated_at is still seen; --mode full compares all' '
     psql_q "UPDATE public.clients SET company = '\''Cobalt'\'' WHERE email = '\''cat@example.com'\''" &&
     ss cat@example.com &&
-    test_json_eq out.json ".out[0].reason" "no changes detected" &&
-    test "$(b_field cat@example.com company)" = Core &&
-    ss --mode full cat@example.com &&
     test_json_eq out.json ".out[0].changed" true &&
-    check_both cat@example.com company company Cobalt
+    check_both cat@example.com company company Cobalt &&
+    ss cat@example.com &&
+    test_json_eq out.json ".out[0].reason" "no changes detected" &&
+    ss --mode full cat@example.com &&
+    test_json_eq out.json ".out[0].changed" false
+'
+
+test_expect_success 'a B edit in the same second as the last sync is still seen' '
+    b_get bob@example.com &&
+    jq -r .updated_at b.json >bob.at &&
+    b_set bob@example.com company Boltz "$(cat bob.at)" &&
+    ss bob@example.com &&
+    test_json_eq out.json ".out[0].changed" true &&
+    check_both bob@example.com company company Boltz
 '
 
 test_expect_success '--mode AtoB pushes A and keeps B'\''s move for a later run' '
