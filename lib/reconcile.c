@@ -520,13 +520,30 @@ static bool same_text(const char *x, const char *y)
 	return x && y && !strcmp(x, y);
 }
 
-/* Neither side moved since the last sync, by their times alone. */
+/* A side's snapshot and its shadow hold the same values, their times aside. */
+static bool same_values(const json_t *snap, const json_t *shadow)
+{
+	json_t *a = json_deep_copy(snap), *b = json_deep_copy(shadow);
+	json_object_del(a, "updated_at");
+	json_object_del(b, "updated_at");
+	bool same = json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
+}
+
+/* Neither side moved since the last sync. The times alone cannot tell:
+ * B's updated_at has whole seconds, so an edit in the second of the sync's
+ * own write keeps it, and A's updated_at is its writer's transaction start,
+ * which can come before the shadow's synced_at when that transaction
+ * commits after the sync. So the values must be the shadow's too. */
 static bool untouched(const struct contact *c)
 {
 	return c->cw_id && c->a_quiet && c->a_snap && c->b_snap && c->sh_a && c->sh_b &&
 	       !json_object_get(c->sh_a, DEFERRED_MARK) &&
 	       !json_object_get(c->sh_b, DEFERRED_MARK) &&
-	       same_text(str_member(c->b_snap, "updated_at"), str_member(c->sh_b, "updated_at"));
+	       same_text(str_member(c->b_snap, "updated_at"), str_member(c->sh_b, "updated_at")) &&
+	       same_values(c->a_snap, c->sh_a) && same_values(c->b_snap, c->sh_b);
 }
 
 static void plan_contact(struct reconcile *r, struct contact *c)

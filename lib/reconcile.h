@@ -44,8 +44,10 @@ struct reconcile_options {
 				      * direction lets this run write A) */
 	bool incremental;	     /* leave alone, unwritten, a linked contact neither
 				      * side touched since its last sync: A's updated_at
-				      * not after the shadow's synced_at and B's
-				      * updated_at the one in b_snapshot */
+				      * not after the shadow's synced_at, B's
+				      * updated_at the one in b_snapshot, and each
+				      * side's values its shadow's (the times alone
+				      * can miss an edit) */
 };
 
 /* One contact to reconcile, borrowed: B's subscriber object when B has it

@@ -43,8 +43,9 @@
 #                  test_line_count, test_json_eq, test_must_be_empty,
 #                  test_grep, test_path_is_file, test_path_is_dir,
 #                  test_path_is_missing, test_write_lines
-# Services:        start_postgres, stop_postgres, psql_q, start_emulator,
-#                  stop_emulator, ml_control, ml_api, start_proxy, stop_proxy
+# Services:        start_postgres, stop_postgres, psql_q, psql_await,
+#                  start_emulator, stop_emulator, ml_control, ml_api,
+#                  start_proxy, stop_proxy
 # Variables:       TEST_ROOT, BIN (first in PATH), TRASH, TEST_NAME; after
 #                  start_postgres PGHOST PGPORT PGUSER PGDATABASE; after
 #                  start_emulator ML_PORT ML_BASE ML_PID MAILERLITE_API_URL
@@ -674,6 +675,23 @@ psql_q() {
     test_psql_sql_=$1
     shift
     psql -X -v ON_ERROR_STOP=1 -qAt -c "$test_psql_sql_" "$@"
+}
+
+# psql_await 'SQL': poll (every 0.1 s, 30 s at the most) until SQL prints
+# t, for a test that waits on what another session does; else show the
+# sessions and fail.
+psql_await() {
+    test_await_tries_=0
+    until test "$(psql_q "$1")" = t; do
+        test_await_tries_=$((test_await_tries_ + 1))
+        if test "$test_await_tries_" -gt 300; then
+            echo "psql_await: still not true after 30 s: $1" >&2
+            psql_q "SELECT pid, application_name, state, wait_event_type, wait_event, query
+                    FROM pg_stat_activity WHERE backend_type = 'client backend'" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
 }
 
 # A service that would not start: at the top level the file stops; in a
