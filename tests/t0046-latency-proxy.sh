@@ -40,11 +40,8 @@ start_sleeper() {
 # stop_sleeper: end the sleeping query and reap its psql, however it ended.
 stop_sleeper() {
     test -n "$SLEEPER_PID" || return 0
-    psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE query = '$SLEEP_SQL'" >/dev/null
-    wait "$SLEEPER_PID"
+    psql_terminate "query = '$SLEEP_SQL'" "$SLEEPER_PID"
     SLEEPER_PID=
-    return 0
 }
 test_atexit 'stop_sleeper'
 

@@ -44,8 +44,8 @@
 #                  test_grep, test_path_is_file, test_path_is_dir,
 #                  test_path_is_missing, test_write_lines
 # Services:        start_postgres, stop_postgres, psql_q, psql_await,
-#                  start_emulator, stop_emulator, ml_control, ml_api,
-#                  start_proxy, stop_proxy
+#                  psql_terminate, start_emulator, stop_emulator, ml_control,
+#                  ml_api, start_proxy, stop_proxy
 # Variables:       TEST_ROOT, BIN (first in PATH), TRASH, TEST_NAME; after
 #                  start_postgres PGHOST PGPORT PGUSER PGDATABASE; after
 #                  start_emulator ML_PORT ML_BASE ML_PID MAILERLITE_API_URL
@@ -694,6 +694,17 @@ psql_await() {
     done
 }
 
+# psql_terminate 'CONDITION' [PID]: end the sessions of pg_stat_activity
+# that CONDITION picks, then reap PID (the background psql that had one),
+# however it ended. Always true.
+psql_terminate() {
+    psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE $1" >/dev/null
+    if test -n "${2:-}"; then
+        wait "$2"
+    fi
+    return 0
+}
+
 # A service that would not start: at the top level the file stops; in a
 # body the caller returns 1. $2 is a log worth showing.
 test_service_failed_() {
@@ -899,6 +910,7 @@ start_proxy() {
         sleep 0.1
     done
     PROXY_PORT=$(cat "$TRASH/proxy.port")
+    # shellcheck disable=SC2034 # for the test files
     PROXY_CONNINFO="host=127.0.0.1 port=$PROXY_PORT user=$PGUSER dbname=$PGDATABASE connect_timeout=10"
 }
 
