@@ -386,7 +386,8 @@ static int commit_set(struct run *run, struct contact_ref *refs, struct repair_c
 			report_merge(run, report);
 			json_decref(report);
 			if (repaired)
-				log_info("repaired %lld contacts' links", repaired);
+				log_info("%s %lld contacts' links",
+					 run->cfg->dry_run ? "would repair" : "repaired", repaired);
 			return 0;
 		}
 		json_decref(report);
@@ -507,7 +508,12 @@ static void record_end(struct run *run, int status, const json_t *result, const 
 			    broke ? "error" : "info", action, result, &ignored) < 0)
 			log_debug("could not record the run: %s", ignored.msg);
 	}
-	if ((broke || run->trial) &&
+	/* A trial proves the services only by using them: one that asked
+	 * nothing of the API (every contact past the daily limit) or was
+	 * interrupted leaves the breaker half-open for the next run. */
+	const bool proved = run->trial && status != CW_EXIT_PARTIAL && run->ml &&
+			    ml_requests(run->ml) > 0;
+	if ((broke || proved) &&
 	    breaker_record(run->db, run->breaker_key, &run->breaker, broke, error, &ignored) < 0)
 		log_debug("could not record the run in the circuit breaker: %s", ignored.msg);
 }

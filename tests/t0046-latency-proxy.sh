@@ -5,54 +5,11 @@ test_description='latency-proxy gives the tests a slow path to the real cluster'
 # shellcheck source=tests/test-lib.sh
 . "$(dirname "$0")/test-lib.sh"
 
-PROXY=$TEST_ROOT/tests/helpers/latency-proxy
-PROXY_PID=
-PROXY_PORT=
-
 start_postgres
-
-# start_proxy DELAY_MS [SOCKET]: the proxy in front of the cluster's socket
-# (or SOCKET); sets PROXY_PID and PROXY_PORT once it listens (~10 s at the
-# most). Its stderr is in $TRASH/proxy.log.
-start_proxy() {
-    rm -f "$TRASH/proxy.port"
-    "$PROXY" --unix "${2:-$PGHOST/.s.PGSQL.$PGPORT}" --delay-ms "$1" \
-        --port-file "$TRASH/proxy.port" >>"$TRASH/proxy.log" 2>&1 </dev/null 7>&- 8>&- &
-    PROXY_PID=$!
-    test_proxy_tries_=0
-    until test -s "$TRASH/proxy.port"; do
-        if ! kill -0 "$PROXY_PID" 2>/dev/null; then
-            echo "latency-proxy exited before it listened:" >&2
-            cat "$TRASH/proxy.log" >&2
-            PROXY_PID=
-            return 1
-        fi
-        test_proxy_tries_=$((test_proxy_tries_ + 1))
-        if test "$test_proxy_tries_" -gt 100; then
-            echo "latency-proxy wrote no port within 10 s" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    PROXY_PORT=$(cat "$TRASH/proxy.port")
-}
-
-# stop_proxy: SIGTERM, and wait for it; its exit status.
-stop_proxy() {
-    test -n "$PROXY_PID" || return 0
-    kill "$PROXY_PID"
-    wait "$PROXY_PID"
-    test_proxy_status_=$?
-    PROXY_PID=
-    return "$test_proxy_status_"
-}
-test_atexit 'stop_proxy'
 
 # psql_proxy SQL: SQL through the proxy, over TCP.
 psql_proxy() {
-    psql -X -v ON_ERROR_STOP=1 -qAt \
-        "host=127.0.0.1 port=$PROXY_PORT user=$PGUSER dbname=$PGDATABASE connect_timeout=10" \
-        -c "$1"
+    psql -X -v ON_ERROR_STOP=1 -qAt "$PROXY_CONNINFO" -c "$1"
 }
 
 # now_ms: milliseconds since the epoch.
@@ -83,11 +40,8 @@ start_sleeper() {
 # stop_sleeper: end the sleeping query and reap its psql, however it ended.
 stop_sleeper() {
     test -n "$SLEEPER_PID" || return 0
-    psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE query = '$SLEEP_SQL'" >/dev/null
-    wait "$SLEEPER_PID"
+    psql_terminate "query = '$SLEEP_SQL'" "$SLEEPER_PID"
     SLEEPER_PID=
-    return 0
 }
 test_atexit 'stop_sleeper'
 
@@ -153,11 +107,11 @@ test_expect_success 'a socket that refuses costs the connection, not the proxy' 
 '
 
 test_expect_success 'a bad command line exits 64' '
-    test_expect_code 64 "$PROXY" --delay-ms 5 2>err &&
+    test_expect_code 64 "$LATENCY_PROXY" --delay-ms 5 2>err &&
     test_grep "latency-proxy: error: --unix PATH is required" err &&
-    test_expect_code 64 "$PROXY" --unix x --delay-ms -1 2>err &&
+    test_expect_code 64 "$LATENCY_PROXY" --unix x --delay-ms -1 2>err &&
     test_grep "delay-ms must be a whole number" err &&
-    test_expect_code 64 "$PROXY" --unix x --no-such-option 2>err &&
+    test_expect_code 64 "$LATENCY_PROXY" --unix x --no-such-option 2>err &&
     test_grep "unknown option" err
 '
 

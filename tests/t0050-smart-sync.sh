@@ -295,4 +295,44 @@ test_expect_success 'a B record read before another run wrote it is read again u
     psql_q "DROP TABLE public.go"
 '
 
+# An A transaction left open: a_txn_begin SQL runs BEGIN and SQL in a
+# psql session (A_TXN_PID), a_txn_commit ends it.
+A_TXN_PID=
+a_txn_begin() {
+    mkfifo "$TRASH/a_txn" &&
+    { PGAPPNAME=t0050-writer psql -X -q -v ON_ERROR_STOP=1 <"$TRASH/a_txn" \
+        >"$TRASH/a_txn.out" 2>&1 7>&- 8>&- & } &&
+    A_TXN_PID=$! &&
+    exec 9>"$TRASH/a_txn" &&
+    printf "BEGIN;\n%s;\n" "$1" >&9 &&
+    psql_await "SELECT EXISTS (SELECT FROM pg_stat_activity
+                WHERE application_name = 't0050-writer' AND state = 'idle in transaction')"
+}
+a_txn_commit() {
+    test -n "$A_TXN_PID" || return 0
+    echo "COMMIT;" >&9
+    exec 9>&-
+    wait "$A_TXN_PID"
+    a_txn_status_=$?
+    A_TXN_PID=
+    rm -f "$TRASH/a_txn"
+    return "$a_txn_status_"
+}
+test_atexit a_txn_commit
+
+test_expect_success 'an edit in A committed after a sync that began later is not taken for none' '
+    # its updated_at, the transaction start, comes before the sync
+    a_txn_begin "UPDATE public.clients SET first_name = '\''Bobby'\'', updated_at = now()
+                 WHERE email = '\''bob@example.com'\''" &&
+    test_when_finished a_txn_commit &&
+    b_set bob@example.com city Lima &&
+    # a sync that meant to write the row would wait for the transaction
+    PGOPTIONS="-c lock_timeout=10s" ss bob@example.com &&
+    check_both bob@example.com city city Rome &&
+    a_txn_commit &&
+    ss bob@example.com &&
+    test_json_eq out.json ".out[0].changed" true &&
+    check_both bob@example.com first_name name Bobby
+'
+
 test_done

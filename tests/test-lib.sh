@@ -43,12 +43,14 @@
 #                  test_line_count, test_json_eq, test_must_be_empty,
 #                  test_grep, test_path_is_file, test_path_is_dir,
 #                  test_path_is_missing, test_write_lines
-# Services:        start_postgres, stop_postgres, psql_q, start_emulator,
-#                  stop_emulator, ml_control, ml_api
+# Services:        start_postgres, stop_postgres, psql_q, psql_await,
+#                  psql_terminate, start_emulator, stop_emulator, ml_control,
+#                  ml_api, start_proxy, stop_proxy
 # Variables:       TEST_ROOT, BIN (first in PATH), TRASH, TEST_NAME; after
 #                  start_postgres PGHOST PGPORT PGUSER PGDATABASE; after
 #                  start_emulator ML_PORT ML_BASE ML_PID MAILERLITE_API_URL
-#                  MAILERLITE_API_KEY
+#                  MAILERLITE_API_KEY; after start_proxy PROXY_PID PROXY_PORT
+#                  PROXY_CONNINFO
 #
 # Options of a test file: -v/--verbose show every body's output; -x/--trace
 # trace bodies with set -x; -i/--immediate stop at the first failure;
@@ -675,6 +677,34 @@ psql_q() {
     psql -X -v ON_ERROR_STOP=1 -qAt -c "$test_psql_sql_" "$@"
 }
 
+# psql_await 'SQL': poll (every 0.1 s, 30 s at the most) until SQL prints
+# t, for a test that waits on what another session does; else show the
+# sessions and fail.
+psql_await() {
+    test_await_tries_=0
+    until test "$(psql_q "$1")" = t; do
+        test_await_tries_=$((test_await_tries_ + 1))
+        if test "$test_await_tries_" -gt 300; then
+            echo "psql_await: still not true after 30 s: $1" >&2
+            psql_q "SELECT pid, application_name, state, wait_event_type, wait_event, query
+                    FROM pg_stat_activity WHERE backend_type = 'client backend'" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# psql_terminate 'CONDITION' [PID]: end the sessions of pg_stat_activity
+# that CONDITION picks, then reap PID (the background psql that had one),
+# however it ended. Always true.
+psql_terminate() {
+    psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE $1" >/dev/null
+    if test -n "${2:-}"; then
+        wait "$2"
+    fi
+    return 0
+}
+
 # A service that would not start: at the top level the file stops; in a
 # body the caller returns 1. $2 is a log worth showing.
 test_service_failed_() {
@@ -837,6 +867,61 @@ ml_api() {
     test -z "$test_ml_out_" || printf '%s\n' "$test_ml_out_"
     test_retrace_
     return "$test_ml_ret_"
+}
+
+# ---------------------------------------------------------------------------
+# A slow path to the cluster (tests/helpers/latency-proxy), for the tests of
+# what a program does when the database answers late.
+
+LATENCY_PROXY=$TEST_ROOT/tests/helpers/latency-proxy
+PROXY_PID=
+PROXY_PORT=
+PROXY_CONNINFO=
+test_proxy_registered_=
+
+# start_proxy DELAY_MS [SOCKET]: the proxy in front of the cluster's socket
+# (or SOCKET), on a free port of 127.0.0.1; sets PROXY_PID, PROXY_PORT and
+# PROXY_CONNINFO (libpq's conninfo for the cluster through it) once it
+# listens (~10 s at the most). Its stderr is in $TRASH/proxy.log.
+# It is stopped at the end of the file. Call it at the top level or
+# directly in a body, not in a subshell.
+start_proxy() {
+    rm -f "$TRASH/proxy.port"
+    "$LATENCY_PROXY" --unix "${2:-$PGHOST/.s.PGSQL.$PGPORT}" --delay-ms "$1" \
+        --port-file "$TRASH/proxy.port" >>"$TRASH/proxy.log" 2>&1 </dev/null 7>&- 8>&- &
+    PROXY_PID=$!
+    if test -z "$test_proxy_registered_"; then
+        test_atexit 'stop_proxy'
+        test_proxy_registered_=t
+    fi
+    test_proxy_tries_=0
+    until test -s "$TRASH/proxy.port"; do
+        if ! kill -0 "$PROXY_PID" 2>/dev/null; then
+            echo "latency-proxy exited before it listened:" >&2
+            cat "$TRASH/proxy.log" >&2
+            PROXY_PID=
+            return 1
+        fi
+        test_proxy_tries_=$((test_proxy_tries_ + 1))
+        if test "$test_proxy_tries_" -gt 100; then
+            echo "latency-proxy wrote no port within 10 s" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    PROXY_PORT=$(cat "$TRASH/proxy.port")
+    # shellcheck disable=SC2034 # for the test files
+    PROXY_CONNINFO="host=127.0.0.1 port=$PROXY_PORT user=$PGUSER dbname=$PGDATABASE connect_timeout=10"
+}
+
+# stop_proxy: SIGTERM, and wait for it; its exit status.
+stop_proxy() {
+    test -n "$PROXY_PID" || return 0
+    kill "$PROXY_PID"
+    wait "$PROXY_PID"
+    test_proxy_status_=$?
+    PROXY_PID=
+    return "$test_proxy_status_"
 }
 
 # ---------------------------------------------------------------------------
