@@ -90,7 +90,7 @@ struct run {
 
 /* ---- input ---- */
 
-static int parse_mode(struct run *run)
+static void parse_mode(struct run *run)
 {
 	run->incremental = true;
 	if (!strcmp(opt_mode, "AtoB"))
@@ -101,7 +101,6 @@ static int parse_mode(struct run *run)
 		run->direction = CW_DIR_BOTH;
 		run->incremental = strcmp(opt_mode, "full") != 0;
 	}
-	return 0;
 }
 
 /* Arguments, --file and standard input ("-", once), all read before any
@@ -543,12 +542,8 @@ int main(int argc, char **argv)
 		json_decref(ok);
 		goto out;
 	}
-	if (pass_guards(&run, &err) < 0) {
-		/* A refusal by the lock or the breaker is no failure of this run. */
-		if (err.code == CW_EXIT_TEMPFAIL || err.code == CW_EXIT_PARTIAL)
-			run.trial = false;
+	if (pass_guards(&run, &err) < 0)
 		goto failed;
-	}
 	screen_input(&run);
 	if (start_work(&run, &err) < 0 || sync_all(&run, &err) < 0)
 		goto failed;
