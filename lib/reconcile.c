@@ -116,7 +116,9 @@ static char *load_statement(struct reconcile *r)
 				  " WHERE l.email = c.e LIMIT 1")
 			: store_by_email_sql(st, "c.e");
 	/* Lateral LIMIT 1 probes, so that each is an index lookup whatever
-	 * the planner guesses about the size of the set. The search of A by
+	 * the planner guesses about the size of the set (without it, the
+	 * planner guessed 100 contacts and hashed every row's snapshot of the
+	 * A table for a single one). The search of A by
 	 * email (a scan of the table, unless it has an index on the
 	 * normalized email) is gated inside its lateral, which OFFSET 0 keeps
 	 * from being pulled up: as a join condition the gate would only be
@@ -145,7 +147,7 @@ static char *load_statement(struct reconcile *r)
 		"   coalesce(ta.upd::timestamptz <= sh.synced_at, false)"
 		" FROM m"
 		" LEFT JOIN LATERAL (SELECT %s AS snap, t.%s AS upd FROM %s t"
-		"   WHERE t.%s = m.a_id::%s) ta ON m.a_id IS NOT NULL"
+		"   WHERE t.%s = m.a_id::%s LIMIT 1) ta ON m.a_id IS NOT NULL"
 		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = m.cw_id"
 		" ORDER BY m.x",
 		s, s, s, by_email, s, snap, store_updated_at(st), store_table(st), store_key(st),
