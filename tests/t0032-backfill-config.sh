@@ -163,8 +163,11 @@ test_expect_success 'crosswalk-migrate installs the schema' '
 '
 
 test_expect_success 'a schema behind this build: 78, naming crosswalk-migrate; nothing written' '
-    psql_q "UPDATE sync.schema_version SET version = version - 1" &&
-    test_when_finished "psql_q \"UPDATE sync.schema_version SET version = version + 1\"" &&
+    # the latest migration hidden (negated), so the database looks one behind
+    psql_q "UPDATE sync.schema_version SET version = -version
+            WHERE version = (SELECT max(version) FROM sync.schema_version)" &&
+    test_when_finished "psql_q \"UPDATE sync.schema_version SET version = -version
+                                 WHERE version < 0\"" &&
     refused 78 -c good.conf &&
     test_grep "crosswalk-migrate" err &&
     nothing_written
