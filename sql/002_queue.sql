@@ -163,23 +163,28 @@ RETURNS SETOF chunked_sync_jobs LANGUAGE plpgsql SET search_path FROM CURRENT AS
 DECLARE
     claimed chunked_sync_jobs;
 BEGIN
+    -- Parents in priority order (a small index of live parents), and in
+    -- each the first due chunk by the index of pending chunks: no sort of
+    -- every pending chunk, however many there are.
     WITH next AS MATERIALIZED (
-        SELECT c.id, q.ordered
-        FROM chunked_sync_jobs c
-        JOIN sync_queue q ON q.id = c.parent_id
-        WHERE c.status = 'pending' AND c.run_at <= now()
-          AND q.status IN ('pending', 'processing')
+        SELECT c.id
+        FROM sync_queue q
+        CROSS JOIN LATERAL (
+            SELECT c.id FROM chunked_sync_jobs c
+            WHERE c.parent_id = q.id AND c.status = 'pending' AND c.run_at <= now()
+              AND (NOT q.ordered OR (
+                    c.chunk_index = (SELECT min(o.chunk_index) FROM chunked_sync_jobs o
+                                     WHERE o.parent_id = q.id AND o.status = 'pending')
+                    AND NOT EXISTS (SELECT 1 FROM chunked_sync_jobs o
+                                    WHERE o.parent_id = q.id
+                                      AND o.status IN ('processing', 'failed'))))
+            ORDER BY c.chunk_index
+            LIMIT 1
+            FOR UPDATE OF c SKIP LOCKED) c
+        WHERE q.status IN ('pending', 'processing')
           AND (p_kinds IS NULL OR q.kind = ANY (p_kinds))
-          AND (NOT q.ordered OR (
-                NOT EXISTS (SELECT 1 FROM chunked_sync_jobs o
-                            WHERE o.parent_id = c.parent_id
-                              AND o.status IN ('processing', 'failed'))
-                AND NOT EXISTS (SELECT 1 FROM chunked_sync_jobs o
-                                WHERE o.parent_id = c.parent_id AND o.status = 'pending'
-                                  AND o.chunk_index < c.chunk_index)))
-        ORDER BY q.priority, c.parent_id, c.chunk_index
-        LIMIT 1
-        FOR UPDATE OF c SKIP LOCKED)
+        ORDER BY q.priority, q.id
+        LIMIT 1)
     UPDATE chunked_sync_jobs c
     SET status = 'processing', attempts = c.attempts + 1, worker_id = p_worker_id,
         lease_token = nextval('chunk_lease_token_seq'),
@@ -191,11 +196,16 @@ BEGIN
     IF claimed.id IS NULL THEN
         RETURN;
     END IF;
+    -- The parent row is written only when it changes (its first claim, or
+    -- an ordered job's new holder): claims of one job must not queue on
+    -- its row lock, nor leave a new row version each.
     UPDATE sync_queue
     SET status = 'processing', started_at = coalesce(started_at, now()),
         locked_by = CASE WHEN ordered THEN p_worker_id ELSE locked_by END,
         current_stage = 'processing', updated_at = now()
-    WHERE id = claimed.parent_id AND status IN ('pending', 'processing');
+    WHERE id = claimed.parent_id
+      AND (status = 'pending'
+           OR (status = 'processing' AND ordered AND locked_by IS DISTINCT FROM p_worker_id));
     RETURN NEXT claimed;
 EXCEPTION WHEN unique_violation THEN
     -- Another worker holds this ordered job's one processing chunk.
