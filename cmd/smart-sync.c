@@ -128,7 +128,7 @@ static int read_input(struct run *run, struct cw_error *err)
 		if (emaillist_add(&run->input, rest[i], where, err) < 0)
 			return -1;
 	}
-	if (!opt_file && nrest == 0) {
+	if (!opt_file && nrest == 0 && !run->cfg->check_config) {
 		cw_error_set(err, CW_EXIT_USAGE, "no emails given");
 		cw_error_hint(err, "Name them as arguments, with --file FILE, or \"-\" to read "
 				   "standard input.");
@@ -536,6 +536,9 @@ int main(int argc, char **argv)
 	if (read_input(&run, &err) < 0 || open_run(&run, &err) < 0)
 		goto refused;
 	if (cfg.check_config) {
+		/* The API token's presence and the URL, as every program checks them. */
+		if (!(run.ml = ml_client_new(&cfg, NULL, &err)))
+			goto refused;
 		json_t *ok = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "table", cfg.a_table,
 				       "schema", cfg.schema, "namespace", cfg.namespace);
 		exit_status = result_emit(ok, CW_EXIT_OK, cfg.quiet);

@@ -178,6 +178,8 @@ test_expect_success 'input that is not text is refused whole: exit 65 naming the
     test_grep "long.txt: line 1" err &&
     test_expect_code 64 smart-sync -c cw.conf >out 2>err &&
     test_grep "no emails given" err &&
+    smart-sync -c cw.conf --check-config >out &&
+    test_json_eq out .ok true &&
     api_requests >requests &&
     test_must_be_empty requests &&
     psql_q "SELECT count(*) FROM sync.sync_log" >log.after &&
