@@ -73,6 +73,7 @@ struct run {
 	struct emaillist input;
 	json_t **out;		/* per input entry: its entry in "out", once known */
 	struct db *db, *bucket_db;
+	struct db_opening *bucket_opening; /* the bucket's connection, opening meanwhile */
 	struct ratelimit *bucket;
 	struct ml_client *ml;
 	struct store *store;
@@ -151,8 +152,12 @@ static int open_run(struct run *run, struct cw_error *err)
 						  (double)cfg->guard_breaker_window,
 						  (double)cfg->guard_breaker_cooldown };
 	run->report = json_object();
-	if (!(run->db = db_connect(cfg, program.name, err)) || migrate_check(run->db, err) < 0 ||
-	    !(run->store = store_open(run->db, cfg, err)))
+	if (!(run->db = db_connect(cfg, program.name, err)))
+		return -1;
+	/* The bucket's own connection opens while the checks run. */
+	if (cfg->rate_limit > 0 && !cfg->check_config)
+		run->bucket_opening = db_connect_start(cfg, program.name);
+	if (migrate_check(run->db, err) < 0 || !(run->store = store_open(run->db, cfg, err)))
 		return -1;
 	return 0;
 }
@@ -188,8 +193,12 @@ static int start_work(struct run *run, struct cw_error *err)
 	};
 
 	/* The bucket's row lock must never wait on this run's transactions. */
-	if (cfg->rate_limit > 0 && !(run->bucket_db = db_connect(cfg, program.name, err)))
-		return -1;
+	if (run->bucket_opening) {
+		run->bucket_db = db_connect_finish(run->bucket_opening, err);
+		run->bucket_opening = NULL;
+		if (!run->bucket_db)
+			return -1;
+	}
 	if (!(run->bucket = ratelimit_new(run->bucket_db, cfg->rate_limit, cfg->import_rate_limit,
 					  err)) ||
 	    !(run->ml = ml_client_new(cfg, run->bucket, err)) ||
@@ -213,6 +222,7 @@ static void close_run(struct run *run)
 	store_free(run->store);
 	ml_client_free(run->ml);
 	ratelimit_free(run->bucket);
+	db_close(db_connect_finish(run->bucket_opening, NULL));
 	db_close(run->bucket_db);
 	db_close(run->db);
 	json_decref(run->report);

@@ -6,6 +6,7 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,49 @@ int db_reconnect(struct db *db, struct cw_error *err)
 	if (db->retries > 0)
 		cw_error_detail(err, "Gave up after %d attempts.", db->retries + 1);
 	return -1;
+}
+
+/* A connection opened on a thread of its own while the caller works. */
+struct db_opening {
+	pthread_t thread;
+	bool threaded;
+	const struct cw_config *cfg;
+	char *appname;
+	struct db *db;
+	struct cw_error err;
+};
+
+static void *open_in_background(void *arg)
+{
+	struct db_opening *o = arg;
+	o->db = db_connect(o->cfg, o->appname, &o->err);
+	return NULL;
+}
+
+struct db_opening *db_connect_start(const struct cw_config *cfg, const char *appname)
+{
+	struct db_opening *o = xcalloc(1, sizeof(*o));
+
+	o->cfg = cfg;
+	o->appname = xstrdup(appname);
+	o->threaded = pthread_create(&o->thread, NULL, open_in_background, o) == 0;
+	if (!o->threaded) /* no thread to spare: open it now */
+		open_in_background(o);
+	return o;
+}
+
+struct db *db_connect_finish(struct db_opening *o, struct cw_error *err)
+{
+	if (!o)
+		return NULL;
+	if (o->threaded)
+		pthread_join(o->thread, NULL);
+	struct db *db = o->db;
+	if (!db && err)
+		*err = o->err;
+	free(o->appname);
+	free(o);
+	return db;
 }
 
 void db_close(struct db *db)

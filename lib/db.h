@@ -25,6 +25,16 @@ struct db;
 struct db *db_connect(const struct cw_config *cfg, const char *appname, struct cw_error *err);
 void db_close(struct db *db);
 
+/* db_connect on a thread of its own, so that a second connection opens
+ * while the first one works: db_connect_finish() waits for it and returns
+ * the struct db (or NULL with err set), freeing the opening; it must be
+ * called once for every start. cfg is borrowed until then. Start it only
+ * after the process's first connection is open (the cancel hooks are
+ * registered without a lock). */
+struct db_opening;
+struct db_opening *db_connect_start(const struct cw_config *cfg, const char *appname);
+struct db *db_connect_finish(struct db_opening *opening, struct cw_error *err);
+
 /* Borrowed libpq handle, for PQescape* and the rare direct call. */
 PGconn *db_conn(struct db *db);
 
