@@ -13,6 +13,7 @@
 #include "db.h"
 #include "exitcode.h"
 #include "job.h"
+#include "jsonget.h"
 #include "log.h"
 #include "mailerlite.h"
 #include "migrate.h"
@@ -128,12 +129,6 @@ static long long member_ll(const json_t *obj, const char *name)
 	return json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : 0;
 }
 
-static const char *member_str(const json_t *obj, const char *name)
-{
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* ---- setup ---- */
 
 /* Thousands of small commits need not each wait for the disk: a server
@@ -216,7 +211,7 @@ static int load_cursor(struct run *run, struct cw_error *err)
 		return -1;
 	if (!saved)
 		return 0;
-	const char *run_id = member_str(saved, "run");
+	const char *run_id = jsonget_string(saved, "run");
 	const json_t *c = json_object_get(saved, "c"), *last = json_object_get(saved, "last");
 	if (cursor_check(saved, JOB, run->cfg->namespace, err) < 0 || !run_id ||
 	    (!json_is_null(c) && !json_is_string(c)) ||
@@ -232,7 +227,7 @@ static int load_cursor(struct run *run, struct cw_error *err)
 		free(run->run_id);
 		run->run_id = xstrdup(run_id);
 	}
-	position_set(&run->pos, member_str(saved, "c"), member_str(saved, "last"));
+	position_set(&run->pos, jsonget_string(saved, "c"), jsonget_string(saved, "last"));
 	run->pos.walked = json_is_true(json_object_get(saved, "end"));
 	run->total = json_is_integer(json_object_get(saved, "total"))
 			     ? json_integer_value(json_object_get(saved, "total"))
@@ -267,7 +262,7 @@ static int decide_start(struct run *run, enum start *how, struct cw_error *err)
 	if (stale)
 		log_warning("taking over a backfill run that stopped updating its progress");
 	const json_t *sec = json_object_get(doc, JOB);
-	const char *status = member_str(sec, "status");
+	const char *status = jsonget_string(sec, "status");
 	const bool completed = status && !strcmp(status, "completed");
 
 	run->before.links.shadows_written = member_ll(sec, "shadowsCreated");

@@ -12,6 +12,7 @@
 #include "db.h"
 #include "exitcode.h"
 #include "job.h"
+#include "jsonget.h"
 #include "log.h"
 #include "mailerlite.h"
 #include "migrate.h"
@@ -118,12 +119,6 @@ static void replace(char **slot, const char *value)
 	char *copy = value ? xstrdup(value) : NULL;
 	free(*slot);
 	*slot = copy;
-}
-
-static const char *member_str(const json_t *obj, const char *name)
-{
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 /* ---- options ---- */
@@ -240,7 +235,7 @@ static json_t *cursor_object(const struct run *run)
 static int position_from(struct run *run, const json_t *saved, const char *where,
 			 struct cw_error *err)
 {
-	const char *phase = member_str(saved, "phase"), *acct = member_str(saved, "acct");
+	const char *phase = jsonget_string(saved, "phase"), *acct = jsonget_string(saved, "acct");
 	static const char *const optional[] = { "pass", "c", "last", "ak" };
 
 	if (cursor_check(saved, JOB, run->cfg->namespace, err) < 0)
@@ -260,10 +255,10 @@ static int position_from(struct run *run, const json_t *saved, const char *where
 	}
 	position_clear(&run->pos);
 	run->pos.in_a = !strcmp(phase, "a");
-	replace(&run->pos.pass_id, member_str(saved, "pass"));
-	replace(&run->pos.page_cursor, member_str(saved, "c"));
-	replace(&run->pos.last_id, member_str(saved, "last"));
-	replace(&run->pos.last_key, member_str(saved, "ak"));
+	replace(&run->pos.pass_id, jsonget_string(saved, "pass"));
+	replace(&run->pos.page_cursor, jsonget_string(saved, "c"));
+	replace(&run->pos.last_id, jsonget_string(saved, "last"));
+	replace(&run->pos.last_key, jsonget_string(saved, "ak"));
 	return 0;
 missing:
 	cw_error_set(err, CW_EXIT_DATAERR, "invalid cursor: a member is missing or malformed");
@@ -437,7 +432,7 @@ static size_t resume_index(const json_t *data, const char *last_id)
 	size_t i, n = json_array_size(data);
 
 	for (i = 0; last_id && i < n; i++) {
-		const char *id = member_str(json_array_get(data, i), "id");
+		const char *id = jsonget_string(json_array_get(data, i), "id");
 		if (id && record_id_cmp(id, last_id) < 0)
 			break;
 	}
@@ -470,7 +465,7 @@ static int walk_b(struct run *run, struct cw_error *err)
 		struct position after;
 		if (start + n < total)
 			after = position_next(run, false, run->pos.page_cursor,
-					      member_str(json_array_get(page.data, start + n - 1), "id"),
+					      jsonget_string(json_array_get(page.data, start + n - 1), "id"),
 					      NULL);
 		else if (page.next_cursor)
 			after = position_next(run, false, page.next_cursor, NULL, NULL);
@@ -518,11 +513,11 @@ static int walk_a(struct run *run, struct cw_error *err)
 		for (size_t i = 0; i < n; i++) {
 			json_t *row = json_array_get(rows, i), *sub = json_array_get(subscribers, i);
 			refs[i].subscriber = json_is_object(sub) ? sub : NULL;
-			refs[i].a_key = member_str(row, "k");
-			refs[i].email = member_str(row, "e");
+			refs[i].a_key = jsonget_string(row, "k");
+			refs[i].email = jsonget_string(row, "e");
 		}
 		struct position after =
-			position_next(run, true, NULL, NULL, member_str(json_array_get(rows, n - 1), "k"));
+			position_next(run, true, NULL, NULL, jsonget_string(json_array_get(rows, n - 1), "k"));
 		int rc = commit_set(run, refs, n, &after, err);
 		free(refs);
 		json_decref(rows);

@@ -16,6 +16,7 @@
 #include "emaillist.h"
 #include "exitcode.h"
 #include "job.h"
+#include "jsonget.h"
 #include "log.h"
 #include "mailerlite.h"
 #include "migrate.h"
@@ -358,12 +359,6 @@ static int read_b(struct run *run, const json_t *rows, json_t **subscribers, str
 	return rc;
 }
 
-static const char *member_str(const json_t *obj, const char *name)
-{
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* Repair (with --repair), reconcile and count the set against the daily
  * limit, in one transaction: all of it commits, or none. */
 static int commit_set(struct run *run, struct contact_ref *refs, struct repair_contact *fix,
@@ -427,12 +422,12 @@ static int sync_set(struct run *run, const size_t *idx, size_t n, struct cw_erro
 	for (size_t i = 0; i < n; i++) {
 		const json_t *row = json_array_get(rows, i), *sub = json_array_get(subs, i);
 		refs[i].subscriber = json_is_object(sub) ? sub : NULL;
-		refs[i].a_key = member_str(row, "k");
-		refs[i].email = member_str(row, "e");
+		refs[i].a_key = jsonget_string(row, "k");
+		refs[i].email = jsonget_string(row, "e");
 		fix[i] = (struct repair_contact){
 			.email = refs[i].email,
 			.a_key = refs[i].a_key,
-			.b_id = refs[i].subscriber ? member_str(refs[i].subscriber, "id") : NULL,
+			.b_id = refs[i].subscriber ? jsonget_string(refs[i].subscriber, "id") : NULL,
 		};
 	}
 	if (commit_set(run, refs, fix, n, outcomes, err) < 0)

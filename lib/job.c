@@ -2,6 +2,7 @@
 #include "job.h"
 #include "cli.h"
 #include "exitcode.h"
+#include "jsonget.h"
 #include "state.h"
 #include "xalloc.h"
 
@@ -110,8 +111,8 @@ char *job_runner(void)
 
 static const char *member_text(const json_t *obj, const char *name, const char *fallback)
 {
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) ? json_string_value(v) : fallback;
+	const char *text = jsonget_string(obj, name);
+	return text ? text : fallback;
 }
 
 int job_check_live(struct db *db, const char *status_key, const json_t *doc,

@@ -4,6 +4,7 @@
 #include "exitcode.h"
 #include "http.h"
 #include "job.h"
+#include "jsonget.h"
 #include "log.h"
 #include "merge.h"
 #include "record.h"
@@ -80,12 +81,6 @@ static void contact_release(struct contact *c)
 	free(c->new_b_id);
 	json_decref(c->a_read);
 	free(c->new_a_key);
-}
-
-static const char *str_member(const json_t *obj, const char *name)
-{
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 static void set_error(struct contact *c, const char *fmt, ...) CW_PRINTF(2, 3);
@@ -335,7 +330,7 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 	if (ml_list_groups(r->ml, &groups, err) < 0)
 		return -1;
 	json_array_foreach(groups, i, g) {
-		const char *name = str_member(g, "name"), *id = str_member(g, "id");
+		const char *name = jsonget_string(g, "name"), *id = jsonget_string(g, "id");
 		for (size_t m = 0; name && id && m < cfg->nmanaged_groups; m++)
 			if (!strcmp(name, cfg->managed_groups[m]) &&
 			    !json_object_get(r->group_ids, name))
@@ -361,7 +356,7 @@ int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 		}
 		if (ml_create_group(r->ml, name, &res, err) < 0)
 			return -1;
-		const char *id = res.data ? str_member(res.data, "id") : NULL;
+		const char *id = res.data ? jsonget_string(res.data, "id") : NULL;
 		if (!ml_result_ok(&res) || !id || !ml_id_valid(id)) {
 			cw_error_set(err, CW_EXIT_UNAVAILABLE,
 				     "could not create group \"%s\" in MailerLite: %s (HTTP %ld)", name,
@@ -469,8 +464,8 @@ static bool b_read_stale(const struct reconcile *r, const struct contact *c)
 		return c->cw_id && c->b_id;
 	if (!c->sh_b || merge_snapshots_agree(&r->spec, c->b_snap, c->sh_b))
 		return false;
-	const char *read = str_member(c->b_snap, "updated_at");
-	const char *synced = str_member(c->sh_b, "updated_at");
+	const char *read = jsonget_string(c->b_snap, "updated_at");
+	const char *synced = jsonget_string(c->sh_b, "updated_at");
 	if (!read || !synced)
 		return true;
 	int order = strcmp(read, synced);
@@ -495,7 +490,7 @@ static int refresh_stale(struct reconcile *r, struct contact *cs, size_t n, stru
 		for (size_t j = start; rc == 0 && j < end; j++) {
 			struct contact *c = &cs[which[j]];
 			const json_t *sub = json_array_get(subs, j - start);
-			const char *raw = json_is_object(sub) ? str_member(sub, "email") : NULL;
+			const char *raw = json_is_object(sub) ? jsonget_string(sub, "email") : NULL;
 			char *email = raw ? record_normalize_email(raw) : NULL;
 			json_decref(c->b_snap);
 			c->b_snap = NULL;
@@ -536,7 +531,7 @@ static bool untouched(const struct reconcile *r, const struct contact *c)
 {
 	if (!(c->cw_id && c->a_quiet && c->a_snap && c->b_snap && c->sh_a && c->sh_b &&
 	      !json_object_get(c->sh_a, DEFERRED_MARK) && !json_object_get(c->sh_b, DEFERRED_MARK) &&
-	      same_text(str_member(c->b_snap, "updated_at"), str_member(c->sh_b, "updated_at"))))
+	      same_text(jsonget_string(c->b_snap, "updated_at"), jsonget_string(c->sh_b, "updated_at"))))
 		return false;
 	/* The times can miss a change: MailerLite's count whole seconds, and
 	 * an A row's updated_at is its transaction's start, which may precede
@@ -673,7 +668,7 @@ static void queue_b_writes(struct reconcile *r, struct contact *cs, size_t idx,
 	if (create) {
 		json_t *ids = json_array();
 		json_object_foreach(groups, name, v) {
-			const char *gid = str_member(r->group_ids, name);
+			const char *gid = jsonget_string(r->group_ids, name);
 			if (json_is_true(v) && gid)
 				json_array_append_new(ids, json_string(gid));
 		}
@@ -694,7 +689,7 @@ static void queue_b_writes(struct reconcile *r, struct contact *cs, size_t idx,
 		return;
 	}
 	json_object_foreach(groups, name, v) {
-		const char *gid = str_member(r->group_ids, name);
+		const char *gid = jsonget_string(r->group_ids, name);
 		char suffix[64];
 		if (!gid)
 			continue;
@@ -768,11 +763,11 @@ static void record_b_refusal(struct contact *c, const struct ml_batch_item *item
 	}
 	if (item->code == 404)
 		set_error(c, "subscriber %s no longer exists in MailerLite (%s %s: 404)",
-			  c->b_id ? c->b_id : c->email, str_member(request, "method"),
-			  str_member(request, "path"));
+			  c->b_id ? c->b_id : c->email, jsonget_string(request, "method"),
+			  jsonget_string(request, "path"));
 	else
 		set_error(c, "MailerLite refused %s %s with %ld: %s%s%s%s",
-			  str_member(request, "method"), str_member(request, "path"), item->code,
+			  jsonget_string(request, "method"), jsonget_string(request, "path"), item->code,
 			  item->message ? item->message : "no message",
 			  fields.len ? " (fields: " : "", fields.len ? fields.buf : "",
 			  fields.len ? ")" : "");
@@ -823,7 +818,7 @@ static int send_b(struct reconcile *r, struct contact *cs, struct outgoing *o,
 			}
 			if (o->kind[i] == 'w')
 				continue;
-			const char *id = item->data ? str_member(item->data, "id") : NULL;
+			const char *id = item->data ? jsonget_string(item->data, "id") : NULL;
 			if (!id || !record_id_valid(id)) {
 				set_error(c, "MailerLite answered without a subscriber id");
 				continue;
@@ -1022,7 +1017,7 @@ static json_t *shadow_side(const json_t *planned, const json_t *read, bool defer
 
 static const char *final_email(const struct contact *c)
 {
-	const char *e = str_member(c->plan.b_after, "email");
+	const char *e = jsonget_string(c->plan.b_after, "email");
 	for (size_t i = 0; i < c->plan.n; i++)
 		if (c->plan.items[i].kind == MERGE_EMAIL && c->plan.items[i].action == MERGE_KEEP)
 			return c->cw_email ? c->cw_email : c->email;
@@ -1257,8 +1252,8 @@ static void contacts_from_refs(struct reconcile *r, const struct contact_ref *re
 		struct contact *c = &cs[i];
 
 		if (ref->subscriber) {
-			const char *id = str_member(ref->subscriber, "id");
-			const char *raw = str_member(ref->subscriber, "email");
+			const char *id = jsonget_string(ref->subscriber, "id");
+			const char *raw = jsonget_string(ref->subscriber, "email");
 			c->email = record_normalize_email(raw ? raw : "");
 			if (!id || !record_id_valid(id)) {
 				c->skip = "subscriber without a usable id";
@@ -1514,8 +1509,8 @@ int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscrib
 
 	*subscribers = NULL;
 	json_array_foreach(rows, i, row) {
-		const char *b = str_member(row, "b");
-		char *path = subscriber_path(b ? b : str_member(row, "e"), NULL);
+		const char *b = jsonget_string(row, "b");
+		char *path = subscriber_path(b ? b : jsonget_string(row, "e"), NULL);
 		json_array_append_new(requests, ml_batch_request("GET", path, NULL));
 		free(path);
 	}
@@ -1531,8 +1526,8 @@ int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscrib
 	*subscribers = json_array();
 	for (i = 0; i < res.n; i++) {
 		const struct ml_batch_item *item = &res.items[i];
-		const char *id = item->data ? str_member(item->data, "id") : NULL;
-		const char *email = item->data ? str_member(item->data, "email") : NULL;
+		const char *id = item->data ? jsonget_string(item->data, "id") : NULL;
+		const char *email = item->data ? jsonget_string(item->data, "email") : NULL;
 		if (item->code == 200 && id && record_id_valid(id) && email) {
 			json_array_append(*subscribers, (json_t *)item->data);
 		} else if (item->code == 404) {
