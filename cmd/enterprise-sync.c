@@ -334,25 +334,6 @@ static int save_progress(struct run *run, const char *status, struct cw_error *e
 
 /* ---- one set of contacts, in one transaction ---- */
 
-/* The set's errors and planned changes join the run's, up to the cap. */
-static void report_merge(struct run *run, json_t *report)
-{
-	const char *name;
-	json_t *list;
-
-	json_object_foreach(report, name, list) {
-		json_t *to = json_object_get(run->report, name);
-		if (!to) {
-			to = json_array();
-			json_object_set_new(run->report, name, to);
-		}
-		for (size_t i = 0; i < json_array_size(list) && json_array_size(to) < RECONCILE_REPORT_MAX;
-		     i++)
-			json_array_append(to, json_array_get(list, i));
-	}
-	json_decref(report);
-}
-
 /* Reconcile the set and save the position after it, in one transaction.
  * after (owned by the caller) becomes run->pos on success, and the old
  * position is handed back in it to be freed. */
@@ -379,7 +360,8 @@ static int commit_set(struct run *run, const struct contact_ref *refs, size_t n,
 		}
 		if (rc == 0) {
 			*after = before;
-			report_merge(run, report);
+			reconcile_report_merge(run->report, report);
+			json_decref(report);
 			run->records += (long long)n;
 			progress_update(run->bar, run->records);
 			return 0;

@@ -291,24 +291,6 @@ static void screen_input(struct run *run)
 
 /* ---- one set of contacts ---- */
 
-/* The set's errors and planned changes join the run's, up to the cap. */
-static void report_merge(struct run *run, json_t *report)
-{
-	const char *name;
-	json_t *list;
-
-	json_object_foreach(report, name, list) {
-		json_t *to = json_object_get(run->report, name);
-		if (!to) {
-			to = json_array();
-			json_object_set_new(run->report, name, to);
-		}
-		for (size_t i = 0; i < json_array_size(list) && json_array_size(to) < RECONCILE_REPORT_MAX;
-		     i++)
-			json_array_append(to, json_array_get(list, i));
-	}
-}
-
 /* B's records of the set's rows, a /batch of reads per ML_BATCH_MAX rows:
  * a new array, one subscriber or null per row. With --repair a linked
  * contact is also looked up by its email, so that a subscriber whose id
@@ -387,7 +369,7 @@ static int commit_set(struct run *run, struct contact_ref *refs, struct repair_c
 				rc = db_commit(run->db, err);
 		}
 		if (rc == 0) {
-			report_merge(run, report);
+			reconcile_report_merge(run->report, report);
 			json_decref(report);
 			if (repaired)
 				log_info("%s %lld contacts' links",

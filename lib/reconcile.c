@@ -1242,6 +1242,17 @@ static void report_add(json_t *report, const char *name, json_t *entry)
 		json_decref(entry);
 }
 
+void reconcile_report_merge(json_t *into, const json_t *from)
+{
+	const char *name;
+	const json_t *list, *entry;
+	size_t i;
+
+	json_object_foreach((json_t *)from, name, list)
+		json_array_foreach(list, i, entry)
+			report_add(into, name, json_incref((json_t *)entry));
+}
+
 /* ---- the whole set ---- */
 
 static void contacts_from_refs(struct reconcile *r, const struct contact_ref *refs, size_t n,

@@ -157,4 +157,8 @@ int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscrib
 
 void reconcile_counts_add(struct reconcile_counts *to, const struct reconcile_counts *c);
 
+/* Add the entries of report from (borrowed) to report into, each list up
+ * to RECONCILE_REPORT_MAX: a run's report gathered from its sets. */
+void reconcile_report_merge(json_t *into, const json_t *from);
+
 #endif
