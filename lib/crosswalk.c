@@ -24,7 +24,7 @@ int crosswalk_lock_emails(struct db *db, const json_t *emails, struct cw_error *
 	const char *params[] = { text };
 	/* Sorted, so that two sessions locking overlapping sets cannot
 	 * deadlock each other within one call. */
-	PGresult *res = db_query_prepared(
+	int rc = db_exec_prepared(
 		db, "cw_lock_emails",
 		"SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
 		"  pg_catalog.hashtextextended('crosswalk-email:' || e, 0)))"
@@ -33,10 +33,7 @@ int crosswalk_lock_emails(struct db *db, const json_t *emails, struct cw_error *
 		1, params, err);
 
 	free(text);
-	if (!res)
-		return -1;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 char *crosswalk_b_row(const json_t *subscriber, const struct cw_config *cfg, char **id_out)

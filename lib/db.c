@@ -379,6 +379,17 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
 	return 0;
 }
 
+int db_exec_prepared(struct db *db, const char *name, const char *sql, int nparams,
+		     const char *const *params, struct cw_error *err)
+{
+	PGresult *res = db_query_prepared(db, name, sql, nparams, params, err);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 bool db_in_transaction(struct db *db)
 {
 	PGTransactionStatusType st = db->conn ? PQtransactionStatus(db->conn) : PQTRANS_UNKNOWN;

@@ -61,6 +61,9 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
  * cast where another type is meant ($1::jsonb). */
 PGresult *db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
 			    const char *const *params, struct cw_error *err);
+/* The same for prepared statements whose result is not needed. */
+int db_exec_prepared(struct db *db, const char *name, const char *sql, int nparams,
+		     const char *const *params, struct cw_error *err);
 
 /* SQLSTATE of the last failed statement ("" when none); true when the last
  * failure was a lost connection (the caller may db_reconnect() and redo). */

@@ -89,14 +89,11 @@ int job_log_records(struct db *db, const char *program, const char *run_id,
 			      " FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS p(level text,"
 			      "  action text, e text, a text, b text, detail jsonb)",
 			      db_schema(db));
-	PGresult *res = db_query_prepared(db, "cw_job_log_records", sql, 4, params, err);
+	int rc = db_exec_prepared(db, "cw_job_log_records", sql, 4, params, err);
 
 	free(sql);
 	free(text);
-	if (!res)
-		return -1;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 char *job_runner(void)

@@ -196,10 +196,7 @@ static int gather_changes(struct reconcile *r, const char *after_key, struct cw_
 	if (rc == 0) {
 		/* Prepared: every parameter is declared, even one the mapping
 		 * leaves unused (no managed groups). */
-		PGresult *res = db_query_prepared(r->db, "cw_reconcile_changes", r->changes_sql, 4,
-						  params, err);
-		rc = res ? 0 : -1;
-		PQclear(res);
+		rc = db_exec_prepared(r->db, "cw_reconcile_changes", r->changes_sql, 4, params, err);
 	}
 	if (rc == 0)
 		rc = db_exec(r->db, "CREATE INDEX ON pg_temp.cw_a_todo (key)", 0, NULL, err);
@@ -1076,12 +1073,9 @@ static int exec_json(struct reconcile *r, const char *name, const char *sql, con
 	char *text = json_dumps(rows, JSON_COMPACT);
 	const char *params[] = { text, extra ? r->crosswalk_table : r->program, r->run_id,
 				 r->cfg->namespace };
-	PGresult *res = db_query_prepared(r->db, name, sql, extra ? 2 : 4, params, err);
+	int rc = db_exec_prepared(r->db, name, sql, extra ? 2 : 4, params, err);
 	free(text);
-	if (!res)
-		return -1;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 /* Whether the contact's shadow now shows it as synced, so that the search
