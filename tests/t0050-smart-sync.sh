@@ -232,6 +232,24 @@ test_expect_success 'a value B refuses: the contact'\''s entry has the error, ex
     a_set bob@example.com first_name Robert
 '
 
+test_expect_success 'a value the A table refuses: that contact fails, the rest of the set is written' '
+    psql_q "ALTER TABLE public.clients ADD CONSTRAINT short_last_name
+            CHECK (length(last_name) <= 10)" &&
+    test_when_finished "psql_q \"ALTER TABLE public.clients DROP CONSTRAINT short_last_name\"" &&
+    a_get gus@example.com last_name >gus.before &&
+    b_set gus@example.com last_name Raymondsson-Lee &&
+    b_set cat@example.com last_name Kimberly &&
+    test_expect_code 1 ss gus@example.com cat@example.com &&
+    entry gus@example.com >gus &&
+    jq -e ".error | startswith(\"the A table refused the value\")" gus >/dev/null &&
+    a_get gus@example.com last_name >gus.after &&
+    test_cmp gus.before gus.after &&
+    check_both cat@example.com last_name last_name Kimberly &&
+    psql_q "SELECT count(*) FROM sync.sync_log WHERE action = '\''error'\''
+            AND email = '\''gus@example.com'\''" >n &&
+    test "$(cat n)" -ge 1
+'
+
 test_expect_success 'a managed group joined in A is assigned in B; group ids are asked for only then' '
     ml_control DELETE log >/dev/null &&
     psql_q "UPDATE public.clients SET groups = groups || '\''{Newsletter}'\'', updated_at = now()
