@@ -921,6 +921,32 @@ static PGresult *write_a_rows(struct reconcile *r, bool insert, const json_t *ro
 	return res;
 }
 
+/* Write rows (consumed) under a savepoint: 1 when written, 0 when a value
+ * was refused (rolled back to the savepoint; err says why), -1 on any
+ * other failure. */
+static int write_a_saved(struct reconcile *r, struct contact *cs, size_t n, bool insert,
+			 json_t *rows, struct cw_error *err)
+{
+	if (db_exec(r->db, "SAVEPOINT cw_rows", 0, NULL, err) < 0) {
+		json_decref(rows);
+		return -1;
+	}
+	PGresult *res = write_a_rows(r, insert, rows, err);
+	json_decref(rows);
+	if (res) {
+		take_a_rows(cs, n, res, insert);
+		PQclear(res);
+		return db_exec(r->db, "RELEASE SAVEPOINT cw_rows", 0, NULL, err) < 0 ? -1 : 1;
+	}
+	if (!data_error(r->db))
+		return -1;
+	struct cw_error why = *err;
+	if (db_exec(r->db, "ROLLBACK TO SAVEPOINT cw_rows", 0, NULL, err) < 0)
+		return -1;
+	*err = why;
+	return 0;
+}
+
 static int write_a_one_by_one(struct reconcile *r, struct contact *cs, size_t n, bool insert,
 			      struct cw_error *err)
 {
@@ -930,24 +956,11 @@ static int write_a_one_by_one(struct reconcile *r, struct contact *cs, size_t n,
 			continue;
 		json_t *one = json_array();
 		json_array_append_new(one, a_row(c));
-		if (db_exec(r->db, "SAVEPOINT cw_row", 0, NULL, err) < 0) {
-			json_decref(one);
+		int rc = write_a_saved(r, cs, n, insert, one, err);
+		if (rc < 0)
 			return -1;
-		}
-		PGresult *res = write_a_rows(r, insert, one, err);
-		json_decref(one);
-		if (res) {
-			take_a_rows(cs, n, res, insert);
-			PQclear(res);
-			if (db_exec(r->db, "RELEASE SAVEPOINT cw_row", 0, NULL, err) < 0)
-				return -1;
-			continue;
-		}
-		if (!data_error(r->db))
-			return -1;
-		set_error(c, "the A table refused the value: %s", err->msg);
-		if (db_exec(r->db, "ROLLBACK TO SAVEPOINT cw_row", 0, NULL, err) < 0)
-			return -1;
+		if (rc == 0)
+			set_error(c, "the A table refused the value: %s", err->msg);
 	}
 	return 0;
 }
@@ -964,21 +977,9 @@ static int write_a(struct reconcile *r, struct contact *cs, size_t n, bool inser
 		json_decref(rows);
 		return 0;
 	}
-	if (db_exec(r->db, "SAVEPOINT cw_rows", 0, NULL, err) < 0) {
-		json_decref(rows);
-		return -1;
-	}
-	PGresult *res = write_a_rows(r, insert, rows, err);
-	json_decref(rows);
-	if (res) {
-		take_a_rows(cs, n, res, insert);
-		PQclear(res);
-		return db_exec(r->db, "RELEASE SAVEPOINT cw_rows", 0, NULL, err);
-	}
-	if (!data_error(r->db))
-		return -1;
-	if (db_exec(r->db, "ROLLBACK TO SAVEPOINT cw_rows", 0, NULL, err) < 0)
-		return -1;
+	int rc = write_a_saved(r, cs, n, insert, rows, err);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
 	return write_a_one_by_one(r, cs, n, insert, err);
 }
 
