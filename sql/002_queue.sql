@@ -146,6 +146,19 @@ RETURNS interval LANGUAGE sql VOLATILE SET search_path FROM CURRENT AS $$
            * (0.5 + random() / 2)
 $$;
 
+-- What a failed attempt leaves a chunk (fail_chunk_job, and the rescue of
+-- an expired lease): pending again after a backoff while attempts remain
+-- and a retry is wanted, else failed for good.
+CREATE FUNCTION chunk_after_failure(
+    p_attempts integer, p_max_attempts integer, p_retry boolean, p_run_at timestamptz,
+    OUT status text, OUT run_at timestamptz, OUT completed_at timestamptz)
+LANGUAGE sql VOLATILE SET search_path FROM CURRENT AS $$
+    SELECT CASE WHEN again THEN 'pending' ELSE 'failed' END,
+           CASE WHEN again THEN now() + chunk_backoff(p_attempts) ELSE p_run_at END,
+           CASE WHEN again THEN NULL ELSE now() END
+    FROM (SELECT p_retry AND p_attempts < p_max_attempts AS again) d
+$$;
+
 -- Chunks' started_at and completed_at are clock_timestamp(): the moment of
 -- the claim or completion, not its transaction's start, so that they order
 -- the work as it happened.
@@ -261,10 +274,8 @@ DECLARE
     c chunked_sync_jobs;
 BEGIN
     UPDATE chunked_sync_jobs
-    SET status = CASE WHEN p_retry AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
-        run_at = CASE WHEN p_retry AND attempts < max_attempts
-                      THEN now() + chunk_backoff(attempts) ELSE run_at END,
-        completed_at = CASE WHEN p_retry AND attempts < max_attempts THEN NULL ELSE now() END,
+    SET (status, run_at, completed_at) =
+            (SELECT * FROM chunk_after_failure(attempts, max_attempts, p_retry, run_at)),
         last_error = left(p_error, 2000), lease_expires_at = NULL
     WHERE id = p_chunk_id AND status = 'processing' AND lease_token = p_lease_token
     RETURNING * INTO c;
@@ -364,10 +375,8 @@ BEGIN
         FOR UPDATE SKIP LOCKED),
     moved AS (
         UPDATE chunked_sync_jobs c
-        SET status = CASE WHEN c.attempts < c.max_attempts THEN 'pending' ELSE 'failed' END,
-            run_at = CASE WHEN c.attempts < c.max_attempts
-                          THEN now() + chunk_backoff(c.attempts) ELSE c.run_at END,
-            completed_at = CASE WHEN c.attempts < c.max_attempts THEN NULL ELSE now() END,
+        SET (status, run_at, completed_at) =
+                (SELECT * FROM chunk_after_failure(c.attempts, c.max_attempts, true, c.run_at)),
             last_error = left(format('lease expired (owner %s)', c.worker_id), 2000),
             lease_expires_at = NULL
         FROM expired e
