@@ -1,6 +1,7 @@
 /* A job's circuit breaker: refuse runs for a while after repeated failures, kept in sync_state. */
 #include "breaker.h"
 #include "exitcode.h"
+#include "state.h"
 #include "xalloc.h"
 
 #include <math.h>
@@ -329,14 +330,7 @@ static int store_and_commit(struct db *db, const char *key, const struct breaker
 {
 	if (changed) {
 		json_t *doc = breaker_to_json(b, now);
-		char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-		const char *params[] = { key, text };
-		char *sql = xasprintf("UPDATE %s.sync_state SET value = $2::jsonb, "
-				      "updated_at = pg_catalog.now() WHERE key = $1",
-				      db_schema(db));
-		int rc = db_exec(db, sql, 2, params, err);
-		free(sql);
-		free(text);
+		int rc = state_put(db, key, doc, err);
 		json_decref(doc);
 		if (rc < 0) {
 			db_rollback(db);
