@@ -321,8 +321,9 @@ test_expect_success 'kill -9 after the first page is committed' '
 test_expect_success 'kill -9 in the middle of a set: B written, nothing committed' '
     ml_control DELETE log &&
     slow_batches 700 &&
-    # Ten requests a /batch, so that the set in hand spans several batches.
-    { enterprise-sync -c cw.conf --max-records 100000 --max-duration 0 --batch-size 10 \
+    # One request a /batch, so that the set in hand spans many batches and
+    # is still writing when two of them are done.
+    { enterprise-sync -c cw.conf --max-records 100000 --max-duration 0 --batch-size 1 \
         >/dev/null 2>&1 & pid=$!; } &&
     n=0 &&
     while test "$(batches_done)" -lt 2
