@@ -18,6 +18,7 @@
 static const char *progname = "crosswalk";
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t signal_count;
+static volatile sig_atomic_t deferred, stop_asked;
 
 static struct {
 	void (*fn)(void *);
@@ -30,6 +31,16 @@ static struct {
 	void *volatile arg;
 } hooks[MAX_HOOKS];
 
+/* Async-signal-safe: the hooks only cancel (PQcancel). */
+static void run_hooks(void)
+{
+	for (int i = 0; i < MAX_HOOKS; i++) {
+		void (*fn)(void *) = hooks[i].fn;
+		if (fn)
+			fn(hooks[i].arg);
+	}
+}
+
 static void on_signal(int signo)
 {
 	int saved = errno;
@@ -41,12 +52,13 @@ static void on_signal(int signo)
 		raise(signo);
 		return;
 	}
-	stop_signal = signo;
-	for (int i = 0; i < MAX_HOOKS; i++) {
-		void (*fn)(void *) = hooks[i].fn;
-		if (fn)
-			fn(hooks[i].arg);
+	if (deferred) {
+		stop_asked = signo;
+		errno = saved;
+		return;
 	}
+	stop_signal = signo;
+	run_hooks();
 	errno = saved;
 }
 
@@ -137,6 +149,24 @@ int cli_interrupt_signal(void)
 void cli_request_stop(int signo)
 {
 	stop_signal = signo ? signo : SIGTERM;
+}
+
+void cli_defer_signals(bool on)
+{
+	deferred = on;
+}
+
+bool cli_stop_asked(void)
+{
+	return stop_asked != 0 || stop_signal != 0;
+}
+
+void cli_escalate(void)
+{
+	if (stop_signal)
+		return;
+	stop_signal = stop_asked ? stop_asked : SIGTERM;
+	run_hooks();
 }
 
 int cli_signal_hook_add(void (*fn)(void *), void *arg)

@@ -29,6 +29,15 @@ int cli_interrupt_signal(void);
 /* For tests and for jobs that stop themselves: raise the flag by hand. */
 void cli_request_stop(int signo);
 
+/* Graceful stops (chunk-worker): while deferred, the first SIGINT or
+ * SIGTERM only asks the job to stop (cli_stop_asked()), so that the work in
+ * hand can finish; cli_escalate() later turns the request into the
+ * interrupt (cli_interrupted(), the hooks run: queries and transfers in
+ * flight are cancelled). A second signal still ends the process at once. */
+void cli_defer_signals(bool on);
+bool cli_stop_asked(void);
+void cli_escalate(void);
+
 /* Run fn(arg) inside the signal handler when the first signal arrives: only
  * async-signal-safe work (PQcancel is). At most 8 hooks; returns a handle
  * for cli_signal_hook_remove(), or -1 when full. */

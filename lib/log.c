@@ -67,16 +67,23 @@ static void emit(const char *tag, const char *fmt, va_list ap)
 	pthread_mutex_lock(&log_lock);
 	if (bar_clear)
 		bar_clear();
-	flockfile(stderr);
-	if (stamp[0])
-		fprintf(stderr, "%s[%ld] %s: ", stamp, (long)getpid(), progname);
-	else
-		fprintf(stderr, "%s: ", progname);
-	if (tag)
-		fprintf(stderr, "%s: ", tag);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	/* One write per line: lines of several processes sharing stderr
+	 * (chunk-worker's workers) never interleave. */
+	char line[4096];
+	int n = stamp[0] ? snprintf(line, sizeof(line), "%s[%ld] %s: ", stamp, (long)getpid(),
+				    progname)
+			 : snprintf(line, sizeof(line), "%s: ", progname);
+	if (tag && n >= 0 && (size_t)n < sizeof(line))
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s: ", tag);
+	if (n >= 0 && (size_t)n < sizeof(line))
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(line) - 1)
+		n = (int)sizeof(line) - 2; /* a longer line is cut */
+	line[n++] = '\n';
+	line[n] = '\0';
+	fputs(line, stderr);
 	fflush(stderr);
 	if (bar_redraw)
 		bar_redraw();

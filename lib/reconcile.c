@@ -155,7 +155,10 @@ static char *load_statement(struct reconcile *r)
 
 /* The A rows needing attention, gathered in one pass over the table into
  * pg_temp.cw_a_todo (a query per slice would scan the table each time). */
-static char *changes_statement(struct reconcile *r)
+/* The A rows that need B's attention (see reconcile_a_changes) whose key
+ * passes key_filter, a condition on t.<key> and $1 (and $5); $2, $3 the
+ * snapshot's parameters, $4 the email pattern. Columns: key, k, e, b. */
+static char *changes_select(struct reconcile *r, const char *key_filter)
 {
 	const char *s = db_schema(r->db);
 	struct store *st = r->store;
@@ -163,21 +166,32 @@ static char *changes_statement(struct reconcile *r)
 	char *snap = store_snapshot_sql(st, "t", email, 2, 3);
 	char *d_email = store_email_sql(st, "d");
 	char *sql = xasprintf(
-		"INSERT INTO pg_temp.cw_a_todo (key, k, e, b)"
-		" SELECT t.%s, t.%s::text, %s, x.b_id FROM %s t"
+		"SELECT t.%s, t.%s::text, %s, x.b_id FROM %s t"
 		" LEFT JOIN %s.integration_crosswalk x ON x.a_id = t.%s::text"
 		" LEFT JOIN %s.sync_shadow sh ON sh.crosswalk_id = x.id"
-		" WHERE ($1::text IS NULL OR t.%s > $1::%s)"
+		" WHERE %s"
 		"   AND (x.id IS NULL OR sh.a_snapshot IS NULL"
 		"        OR (%s) - 'updated_at' IS DISTINCT FROM sh.a_snapshot - 'updated_at')"
 		"   AND %s ~ $4 AND pg_catalog.length(%s) <= %d"
 		"   AND NOT EXISTS (SELECT 1 FROM %s d WHERE %s = %s AND d.%s <> t.%s)",
 		store_key(st), store_key(st), email, store_table(st), s, store_key(st), s,
-		store_key(st), store_key_type(st), snap, email, email, RECORD_EMAIL_MAX,
-		store_table(st), d_email, email, store_key(st), store_key(st));
+		key_filter, snap, email, email, RECORD_EMAIL_MAX, store_table(st), d_email, email,
+		store_key(st), store_key(st));
 	free(d_email);
 	free(email);
 	free(snap);
+	return sql;
+}
+
+static char *changes_statement(struct reconcile *r)
+{
+	struct store *st = r->store;
+	char *filter = xasprintf("($1::text IS NULL OR t.%s > $1::%s)", store_key(st),
+				 store_key_type(st));
+	char *select = changes_select(r, filter);
+	char *sql = xasprintf("INSERT INTO pg_temp.cw_a_todo (key, k, e, b) %s", select);
+	free(select);
+	free(filter);
 	return sql;
 }
 
@@ -1439,6 +1453,19 @@ out:
 
 /* ---- the A side's changes ---- */
 
+/* Rows of (k, e, b) as the array reconcile_a_changes gives; clears res. */
+static json_t *todo_rows(PGresult *res)
+{
+	json_t *rows = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(rows,
+				      json_pack("{s:s, s:s, s:s?}", "k", PQgetvalue(res, i, 0), "e",
+						PQgetvalue(res, i, 1), "b",
+						PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2)));
+	PQclear(res);
+	return rows;
+}
+
 int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
 			struct cw_error *err)
 {
@@ -1459,13 +1486,30 @@ int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, j
 	free(seen_text);
 	if (!res)
 		return -1;
-	*rows = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(*rows,
-				      json_pack("{s:s, s:s, s:s?}", "k", PQgetvalue(res, i, 0), "e",
-						PQgetvalue(res, i, 1), "b",
-						PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2)));
-	PQclear(res);
+	*rows = todo_rows(res);
+	return 0;
+}
+
+int reconcile_a_range(struct reconcile *r, const char *from_key, const char *to_key,
+		      json_t **rows, struct cw_error *err)
+{
+	struct store *st = r->store;
+	char *filter = xasprintf("($1::text IS NULL OR t.%s >= $1::%s)"
+				 " AND ($5::text IS NULL OR t.%s < $5::%s)",
+				 store_key(st), store_key_type(st), store_key(st),
+				 store_key_type(st));
+	char *select = changes_select(r, filter);
+	char *sql = xasprintf("SELECT k, e, b FROM (%s) c(key, k, e, b) ORDER BY key", select);
+	const char *params[] = { from_key, store_keys_param(st), store_groups_param(st),
+				 RECORD_EMAIL_PATTERN, to_key };
+	PGresult *res = db_query_prepared(r->db, "cw_reconcile_range", sql, 5, params, err);
+
+	free(sql);
+	free(select);
+	free(filter);
+	if (!res)
+		return -1;
+	*rows = todo_rows(res);
 	return 0;
 }
 

@@ -140,6 +140,12 @@ int reconcile_contacts(struct reconcile *r, const struct contact_ref *refs, size
 int reconcile_a_changes(struct reconcile *r, const char *after_key, int limit, json_t **rows,
 			struct cw_error *err);
 
+/* The same rows as reconcile_a_changes, for keys from from_key (included)
+ * to to_key (excluded), either NULL for no bound, read now in one query
+ * (nothing is remembered between calls): a key range of a chunked push. */
+int reconcile_a_range(struct reconcile *r, const char *from_key, const char *to_key,
+		      json_t **rows, struct cw_error *err);
+
 /* The contacts of normalized emails (a JSON array of strings, borrowed),
  * as reconcile_fetch_b takes them, in one query: *rows gets a new array
  * with one {"e": email, "k": A key or null, "b": B id or null} per email,

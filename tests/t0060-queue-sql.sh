@@ -45,7 +45,7 @@ drain() {
 test_expect_success 'the migration installs the queue' '
     crosswalk-migrate -q -c cw.conf &&
     q "SELECT max(version) FROM schema_version" >actual &&
-    echo 2 >expect &&
+    echo 3 >expect &&
     test_cmp expect actual
 '
 

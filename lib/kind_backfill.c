@@ -1,0 +1,157 @@
+/* The backfill kind: B's pages in order, linked to A by email. */
+#include "kind_backfill.h"
+#include "crosswalk.h"
+#include "exitcode.h"
+#include "jsonget.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const backfill_keys[] = { NULL };
+
+static int backfill_plan(const struct chunk_env *env, json_t *params, long long *total_items,
+			 struct cw_error *err)
+{
+	if (chunk_params_only(params, "backfill", backfill_keys, err) < 0)
+		return -1;
+	return ml_count_subscribers(env->ml, NULL, total_items, err);
+}
+
+/* Where the chunk before this one stopped: *cursor (new string, NULL for
+ * the first page) and whether it reached the end of the list. */
+static int start_of(const struct chunk_env *env, const struct queue_chunk *c, char **cursor,
+		    bool *walked, struct cw_error *err)
+{
+	*cursor = NULL;
+	*walked = false;
+	if (c->chunk_index == 0)
+		return 0;
+	char parent[24], index[16];
+	snprintf(parent, sizeof(parent), "%lld", c->parent_id);
+	snprintf(index, sizeof(index), "%d", c->chunk_index - 1);
+	const char *p[] = { parent, index };
+	char *sql = xasprintf("SELECT status, result FROM %s.chunked_sync_jobs"
+			      " WHERE parent_id = $1::bigint AND chunk_index = $2::integer",
+			      db_schema(env->db));
+	PGresult *res = db_query(env->db, sql, 2, p, err);
+	free(sql);
+	if (!res)
+		return -1;
+	json_t *result = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)
+				 ? json_loads(PQgetvalue(res, 0, 1), 0, NULL)
+				 : NULL;
+	bool completed = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "completed");
+	PQclear(res);
+	/* Ordered claiming never gets here before the chunk before completed. */
+	if (!completed || !json_is_object(result)) {
+		json_decref(result);
+		return cw_error_set(err, CW_EXIT_SOFTWARE,
+				    "chunk %d of job %lld has no completed chunk before it",
+				    c->chunk_index, c->parent_id);
+	}
+	const char *next = jsonget_string(result, "next");
+	*walked = json_is_true(json_object_get(result, "walked"));
+	*cursor = next ? xstrdup(next) : NULL;
+	json_decref(result);
+	return 0;
+}
+
+struct gathered {
+	struct strbuf rows; /* a JSON array of crosswalk_b_row()s */
+	size_t n;
+	long long unusable;
+	char *next;	    /* the cursor after the last page read */
+	bool walked;
+};
+
+/* Read pages from cursor until the chunk's share is read (the last chunk:
+ * until the end of the list). */
+static int read_pages(const struct chunk_env *env, const struct queue_chunk *c, char *cursor,
+		      struct gathered *g, struct cw_error *err)
+{
+	const struct cw_config *cfg = env->cfg;
+	const bool groups = cfg->nmanaged_groups > 0 && cfg->a_groups;
+	const long long want = c->end_offset - c->start_offset;
+	const bool last = c->chunk_index == c->total_chunks - 1;
+
+	strbuf_addch(&g->rows, '[');
+	g->next = cursor;
+	do {
+		struct ml_page page;
+		if (env->should_stop(env->stop_arg))
+			return cw_error_set(err, CW_EXIT_PARTIAL, "stopped");
+		if (ml_list_subscribers(env->ml, g->next, 0, groups, NULL, &page, err) < 0)
+			return -1;
+		for (size_t i = 0; i < json_array_size(page.data); i++) {
+			char *row = crosswalk_b_row(json_array_get(page.data, i), cfg, NULL);
+			if (!row) {
+				g->unusable++;
+				continue;
+			}
+			strbuf_addstr(&g->rows, g->n++ ? "," : "");
+			strbuf_addstr(&g->rows, row);
+			free(row);
+		}
+		free(g->next);
+		g->next = page.next_cursor;
+		page.next_cursor = NULL;
+		ml_page_release(&page);
+		g->walked = g->next == NULL;
+	} while (!g->walked && (last || (long long)g->n + g->unusable < want));
+	strbuf_addch(&g->rows, ']');
+	return 0;
+}
+
+static int backfill_run(const struct chunk_env *env, const struct queue_chunk *chunk,
+			json_t **result, struct cw_error *err)
+{
+	struct gathered g = { .rows = STRBUF_INIT };
+	struct link_counts counts = { 0 };
+	struct linker *linker = NULL;
+	char *cursor = NULL;
+	bool walked = false;
+	long long a_rows = 0;
+	int rc = -1;
+
+	if (start_of(env, chunk, &cursor, &walked, err) < 0)
+		return -1;
+	if (walked) {
+		/* The list ended in an earlier chunk (B shrank since enqueue). */
+		*result = json_pack("{s:i, s:n, s:b}", "rows", 0, "next", "walked", 1);
+		return 0;
+	}
+	if (read_pages(env, chunk, cursor, &g, err) < 0)
+		goto out;
+	linker = linker_new(env->db, env->cfg, env->program, env->run_id);
+	/* Left open: the worker commits it with the completion. */
+	if (db_begin(env->db, err) < 0 ||
+	    store_build_lookup(env->store, env->db, &a_rows, err) < 0 ||
+	    (g.n && linker_link_batch(linker, g.rows.buf, &counts, err) < 0))
+		goto out;
+	*result = json_pack("{s:I, s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)g.n,
+			    "next", g.next, "walked", g.walked, "matched", (json_int_t)counts.matched,
+			    "crosswalkCreated", (json_int_t)counts.crosswalk_created,
+			    "shadowsWritten", (json_int_t)counts.shadows_written, "onlyInB",
+			    (json_int_t)counts.only_in_b, "skipped",
+			    (json_int_t)(counts.skipped + g.unusable));
+	rc = 0;
+out:
+	linker_free(linker);
+	strbuf_release(&g.rows);
+	free(g.next);
+	return rc;
+}
+
+const struct chunk_kind kind_backfill = {
+	.name = "backfill",
+	.purpose = "backfill-sync in chunks: B's subscribers linked to A by email, in order",
+	.needs_api = true,
+	.needs_table = true,
+	.ordered = true,
+	.default_chunk_size = 5000,
+	.params_help = "none",
+	.plan = backfill_plan,
+	.run = backfill_run,
+};

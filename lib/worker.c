@@ -1,0 +1,659 @@
+/* The worker loop: claim, work under a heartbeated lease, complete, finish
+ * the parent, rescue, deliver webhooks; graceful stop. */
+#include "worker.h"
+#include "chunkkind.h"
+#include "cli.h"
+#include "db.h"
+#include "exitcode.h"
+#include "job.h"
+#include "log.h"
+#include "mailerlite.h"
+#include "migrate.h"
+#include "ratelimit.h"
+#include "store.h"
+#include "strbuf.h"
+#include "webhook.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define PROGRAM "chunk-worker"
+/* The parent's progress is rolled up at most this often per worker (its
+ * end is checked after every chunk). */
+#define ROLL_UP_EVERY_MS 1000LL
+/* Webhook deliveries per pass, so that a backlog of them never holds the
+ * claiming for long. */
+#define WEBHOOKS_PER_PASS 5
+/* Database errors in a row (the connection up) before the worker gives up. */
+#define MAX_DB_ERRORS 10
+
+/* ---- the kinds this worker takes ---- */
+
+static bool kind_capable(const struct cw_config *cfg, const struct chunk_kind *k,
+			 const char **missing)
+{
+	*missing = NULL;
+	if (k->needs_api && !(cfg->api_key && *cfg->api_key))
+		*missing = "an API key (MAILERLITE_API_KEY or api_key_file)";
+	else if (k->needs_table && !(cfg->a_table && *cfg->a_table))
+		*missing = "the contacts table ([table] table = ...)";
+	return *missing == NULL;
+}
+
+/* Append one kind to a text[] literal under construction. */
+static void add_kind(struct strbuf *list, const char *name)
+{
+	strbuf_addstr(list, list->len > 1 ? "," : "");
+	strbuf_addstr(list, name);
+}
+
+char *worker_kinds(const struct cw_config *cfg, const char *requested, struct cw_error *err)
+{
+	struct strbuf list;
+	const char *missing;
+
+	strbuf_init(&list, 64);
+	strbuf_addch(&list, '{');
+	if (requested && *requested) {
+		char *copy = xstrdup(requested), *save = NULL;
+		for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+			const struct chunk_kind *k = chunk_kind_find(name);
+			if (!k) {
+				cw_error_set(err, CW_EXIT_USAGE, "unknown kind \"%s\"", name);
+				cw_error_hint(err, "the kinds: %s", chunk_kind_names());
+			} else if (!kind_capable(cfg, k, &missing)) {
+				cw_error_set(err, CW_EXIT_CONFIG, "the %s kind needs %s", name, missing);
+			} else {
+				add_kind(&list, name);
+				continue;
+			}
+			free(copy);
+			strbuf_release(&list);
+			return NULL;
+		}
+		free(copy);
+	} else {
+		size_t n;
+		const struct chunk_kind *const *all = chunk_kinds(&n);
+		for (size_t i = 0; i < n; i++) {
+			if (kind_capable(cfg, all[i], &missing))
+				add_kind(&list, all[i]->name);
+			else
+				log_info("not taking %s chunks: they need %s", all[i]->name, missing);
+		}
+	}
+	strbuf_addch(&list, '}');
+	if (list.len == 2) {
+		strbuf_release(&list);
+		cw_error_set(err, CW_EXIT_CONFIG, "this configuration can work no kind of chunk");
+		return NULL;
+	}
+	return strbuf_detach(&list, NULL);
+}
+
+/* ---- the watch thread: LISTEN and heartbeats on a connection of its own ---- */
+
+struct watch {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int wake[2];		/* the main thread pokes the thread's poll() */
+	struct db *db;
+	double lease_s;
+	long grace_ms;
+	/* under mu */
+	bool stop, hint, holding;
+	struct queue_chunk held; /* id and token of the chunk in hand */
+	long long next_beat_ms;
+	/* read without the lock */
+	atomic_bool lost;
+};
+
+static void watch_poke(struct watch *w)
+{
+	char c = 1;
+	if (write(w->wake[1], &c, 1) < 0 && errno != EAGAIN)
+		log_debug("could not wake the watch thread: %s", strerror(errno));
+}
+
+static int listen_for_work(struct db *db, struct cw_error *err)
+{
+	return db_exec(db, "LISTEN " QUEUE_CHANNEL, 0, NULL, err);
+}
+
+/* Take what the server sent: notifications are hints of new work. */
+static bool drain_notifications(struct watch *w)
+{
+	PGconn *conn = db_conn(w->db);
+	PGnotify *n;
+	bool any = false;
+
+	if (!PQconsumeInput(conn))
+		return false;
+	while ((n = PQnotifies(conn))) {
+		any = true;
+		PQfreemem(n);
+	}
+	if (any) {
+		pthread_mutex_lock(&w->mu);
+		w->hint = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->mu);
+	}
+	return true;
+}
+
+static void watch_reconnect(struct watch *w)
+{
+	struct cw_error err = { 0 };
+	if (db_reconnect(w->db, &err) < 0 || listen_for_work(w->db, &err) < 0)
+		log_warning("the watch connection: %s", err.msg);
+	/* Anything may have been missed meanwhile. */
+	pthread_mutex_lock(&w->mu);
+	w->hint = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void heartbeat(struct watch *w, const struct queue_chunk *c, long long now)
+{
+	struct cw_error err = { 0 };
+	int held = queue_heartbeat(w->db, c, w->lease_s, &err);
+
+	pthread_mutex_lock(&w->mu);
+	if (w->holding && w->held.id == c->id) {
+		if (held == 1) {
+			w->next_beat_ms = now + (long long)(w->lease_s * 1000 / 3);
+		} else if (held == 0) {
+			atomic_store(&w->lost, true);
+			w->holding = false;
+			pthread_cond_broadcast(&w->cond);
+		} else {
+			/* Try again soon; the lease still runs meanwhile. */
+			w->next_beat_ms = now + 1000;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (held == 0)
+		log_warning("chunk %d of job %lld: the lease was lost (the job cancelled, or the chunk"
+			    " rescued); its work is discarded",
+			    c->chunk_index, c->parent_id);
+	else if (held < 0) {
+		log_warning("heartbeat of chunk %d of job %lld: %s", c->chunk_index, c->parent_id,
+			    err.msg);
+		if (db_connection_lost(w->db))
+			watch_reconnect(w);
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	long long stop_seen_ms = 0;
+
+	for (;;) {
+		long long now = cli_now_ms();
+		struct queue_chunk beat = { 0 };
+		long timeout = 1000;
+
+		pthread_mutex_lock(&w->mu);
+		if (w->stop) {
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		bool holding = w->holding;
+		if (holding && now >= w->next_beat_ms) {
+			beat.id = w->held.id;
+			beat.lease_token = w->held.lease_token;
+			beat.chunk_index = w->held.chunk_index;
+			beat.parent_id = w->held.parent_id;
+		} else if (holding) {
+			timeout = (long)(w->next_beat_ms - now);
+		}
+		pthread_mutex_unlock(&w->mu);
+
+		/* The grace period of a stop request runs out here: the
+		 * chunk in hand is interrupted, and handed back. */
+		if (cli_stop_asked() && !cli_interrupted()) {
+			if (!stop_seen_ms)
+				stop_seen_ms = now;
+			if (!holding || now - stop_seen_ms >= w->grace_ms) {
+				if (holding)
+					log_info("the grace period is over: handing the chunk back");
+				cli_escalate();
+			}
+			timeout = timeout > 100 ? 100 : timeout;
+		}
+		if (beat.id) {
+			heartbeat(w, &beat, now);
+			continue;
+		}
+		struct pollfd fds[2] = { { PQsocket(db_conn(w->db)), POLLIN, 0 },
+					 { w->wake[0], POLLIN, 0 } };
+		int n = poll(fds, fds[0].fd >= 0 ? 2 : 1, timeout < 0 ? 0 : (int)timeout);
+		if (n > 0 && (fds[1].revents & POLLIN)) {
+			char buf[64];
+			while (read(w->wake[0], buf, sizeof(buf)) > 0)
+				;
+		}
+		if (fds[0].fd < 0 || (n > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))) {
+			if (fds[0].fd < 0 || !drain_notifications(w))
+				watch_reconnect(w);
+		}
+	}
+	return NULL;
+}
+
+/* 1 running; 0 failed with err set (watch_stop() still cleans up). */
+static int watch_start(struct watch *w, const struct cw_config *cfg, const struct worker_options *o,
+		       struct cw_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->lease_s = o->lease_s;
+	w->grace_ms = o->grace_ms;
+	w->wake[0] = w->wake[1] = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		cw_error_set(err, CW_EXIT_SOFTWARE, "pipe: %s", strerror(errno));
+		return 0;
+	}
+	if (!(w->db = db_connect(cfg, PROGRAM, err)) ||
+	    db_exec(w->db, "SET lock_timeout = '5s'", 0, NULL, err) < 0 ||
+	    db_exec(w->db, "SET idle_in_transaction_session_timeout = '60s'", 0, NULL, err) < 0 ||
+	    listen_for_work(w->db, err) < 0)
+		return 0;
+	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+		cw_error_set(err, CW_EXIT_SOFTWARE, "could not start the watch thread");
+		return 0;
+	}
+	return 1;
+}
+
+static void watch_stop(struct watch *w, bool started)
+{
+	if (started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_mutex_unlock(&w->mu);
+		watch_poke(w);
+		pthread_join(w->thread, NULL);
+	}
+	db_close(w->db);
+	for (int i = 0; i < 2; i++)
+		if (w->wake[i] >= 0)
+			close(w->wake[i]);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->mu);
+}
+
+/* From now on the thread heartbeats c. */
+static void watch_hold(struct watch *w, const struct queue_chunk *c)
+{
+	pthread_mutex_lock(&w->mu);
+	w->held = (struct queue_chunk){ .id = c->id,
+					.lease_token = c->lease_token,
+					.chunk_index = c->chunk_index,
+					.parent_id = c->parent_id };
+	w->holding = true;
+	w->next_beat_ms = cli_now_ms() + (long long)(w->lease_s * 1000 / 3);
+	atomic_store(&w->lost, false);
+	pthread_mutex_unlock(&w->mu);
+	watch_poke(w);
+}
+
+static void watch_drop(struct watch *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->holding = false;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait up to ms for a hint of new work (or a stop request). */
+static void watch_wait(struct watch *w, long ms)
+{
+	long long until = cli_now_ms() + ms;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->hint && !cli_stop_asked()) {
+		long long left = until - cli_now_ms();
+		if (left <= 0)
+			break;
+		/* Signals do not wake a condition variable: look every 100 ms. */
+		long slice = left > 100 ? 100 : (long)left;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += slice * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+	}
+	w->hint = false;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- one worker ---- */
+
+struct worker {
+	const struct cw_config *cfg;
+	const struct worker_options *o;
+	struct worker_stats *stats;
+	struct db *db;
+	struct chunk_tools tools;
+	char *run_id;
+	struct watch watch;
+	struct chunk_env env;
+	long long roll_up_parent, roll_up_ms;
+	long long next_rescue_ms;
+	int db_errors;
+};
+
+static bool should_stop(void *arg)
+{
+	struct worker *wk = arg;
+	return atomic_load(&wk->watch.lost) || cli_interrupted();
+}
+
+/* Whether a kind of the list needs the API (api), or the A table. */
+static bool kinds_need(const char *kinds, bool api)
+{
+	size_t n;
+	const struct chunk_kind *const *all = chunk_kinds(&n);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = all[i]->name, *at = strstr(kinds, name);
+		size_t len = strlen(name);
+		bool listed = at && (at[-1] == '{' || at[-1] == ',') &&
+			      (at[len] == '}' || at[len] == ',');
+		if (listed && (api ? all[i]->needs_api : all[i]->needs_table))
+			return true;
+	}
+	return false;
+}
+
+/* Connections, clients and session settings. */
+static int worker_open(struct worker *wk, struct cw_error *err)
+{
+	const struct cw_config *cfg = wk->cfg;
+
+	if (!(wk->db = db_connect(cfg, PROGRAM, err)) || migrate_check(wk->db, err) < 0)
+		return -1;
+	/* A chunk's transaction may wait on the API, never for long on a lock. */
+	if (db_exec(wk->db, "SET lock_timeout = '30s'", 0, NULL, err) < 0 ||
+	    db_exec(wk->db, "SET idle_in_transaction_session_timeout = '15min'", 0, NULL, err) < 0 ||
+	    !(wk->run_id = job_new_run_id(wk->db, err)))
+		return -1;
+	if (chunk_tools_open(&wk->tools, cfg, wk->db, kinds_need(wk->o->kinds, true),
+			     kinds_need(wk->o->kinds, false), PROGRAM, err) < 0)
+		return -1;
+	wk->env = (struct chunk_env){
+		.cfg = cfg,
+		.db = wk->db,
+		.ml = wk->tools.ml,
+		.store = wk->tools.store,
+		.program = PROGRAM,
+		.run_id = wk->run_id,
+		.should_stop = should_stop,
+		.stop_arg = wk,
+	};
+	return 0;
+}
+
+static void worker_close(struct worker *wk)
+{
+	chunk_tools_close(&wk->tools);
+	db_close(wk->db);
+	free(wk->run_id);
+}
+
+/* After a failed queue statement: reconnect a lost connection, count the
+ * others. -1 when the worker should give up. */
+static int db_trouble(struct worker *wk, struct cw_error *err)
+{
+	if (db_connection_lost(wk->db)) {
+		log_warning("%s; reconnecting", err->msg);
+		return db_reconnect(wk->db, err);
+	}
+	if (++wk->db_errors >= MAX_DB_ERRORS)
+		return -1;
+	log_warning("%s", err->msg);
+	cli_sleep_ms(1000);
+	return 0;
+}
+
+static void deliver_webhooks(struct worker *wk)
+{
+	struct webhook_options wo = { 0 };
+	struct cw_error err = { 0 };
+	int attempted = 0;
+
+	webhook_options_init(&wo);
+	if (webhook_deliver_due(wk->db, &wo, WEBHOOKS_PER_PASS, &attempted, &err) < 0)
+		log_warning("delivering webhooks: %s", err.msg);
+	wk->stats->webhooks += attempted;
+}
+
+static long long jitter_ms(long base)
+{
+	unsigned int r = 0;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned int)cli_now_ms();
+	return base + (long long)(r % (unsigned int)(base > 0 ? base : 1));
+}
+
+/* The rescue pass, and the webhooks due. One worker rescues per tick. */
+static void maintenance(struct worker *wk)
+{
+	struct cw_error err = { 0 };
+	int rescued = 0;
+
+	wk->next_rescue_ms = cli_now_ms() + jitter_ms(wk->o->rescue_ms);
+	if (queue_rescue(wk->db, &rescued, &err) < 0) {
+		log_warning("rescue: %s", err.msg);
+		if (db_connection_lost(wk->db))
+			db_reconnect(wk->db, &err);
+		return;
+	}
+	if (rescued > 0) {
+		log_info("rescued %d chunks whose lease had expired", rescued);
+		wk->stats->rescued += rescued;
+	}
+	deliver_webhooks(wk);
+}
+
+/* After a chunk ended: the parent finished when it was the last, else its
+ * progress now and then. */
+static void after_chunk(struct worker *wk, long long parent)
+{
+	struct cw_error err = { 0 };
+	const char *ended = NULL;
+	long long now = cli_now_ms();
+
+	if (queue_finish(wk->db, parent, &ended, &err) < 0) {
+		log_warning("finishing job %lld: %s", parent, err.msg);
+		return;
+	}
+	if (ended) {
+		log_info("job %lld ended: %s", parent, ended);
+		wk->stats->jobs_ended++;
+		deliver_webhooks(wk);
+		return;
+	}
+	if (parent != wk->roll_up_parent || now - wk->roll_up_ms >= ROLL_UP_EVERY_MS) {
+		if (queue_roll_up(wk->db, parent, &err) < 0)
+			log_warning("progress of job %lld: %s", parent, err.msg);
+		wk->roll_up_parent = parent;
+		wk->roll_up_ms = now;
+	}
+}
+
+static bool retryable(int code)
+{
+	return code != CW_EXIT_CONFIG && code != CW_EXIT_USAGE && code != CW_EXIT_DATAERR;
+}
+
+/* Record a chunk's failure (or hand it back), reconnecting once if the
+ * connection went with the failure. */
+static const char *give_back(struct worker *wk, const struct queue_chunk *c,
+			     const struct cw_error *why)
+{
+	struct cw_error err = { 0 };
+	bool release = cli_interrupted();
+	const char *status = NULL;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int held = release ? queue_release(wk->db, c, &err)
+				   : queue_fail(wk->db, c, why->msg, retryable(why->code), &status,
+						&err);
+		if (held == 1)
+			return release ? "released" : strcmp(status, "failed") == 0 ? "failed" : "retry";
+		if (held == 0)
+			return "lost";
+		if (!db_connection_lost(wk->db) || db_reconnect(wk->db, &err) < 0)
+			break;
+	}
+	log_warning("chunk %d of job %lld: %s (the lease will expire and the chunk be rescued)",
+		    c->chunk_index, c->parent_id, err.msg);
+	return "lost";
+}
+
+/* Complete the chunk with its writes, in the transaction run() left open. */
+static const char *complete(struct worker *wk, const struct queue_chunk *c, const json_t *result,
+			    long long ms, struct cw_error *err)
+{
+	if (!db_in_transaction(wk->db) && db_begin(wk->db, err) < 0)
+		return NULL;
+	int held = queue_complete(wk->db, c, result, ms, err);
+	if (held == 1 && db_commit(wk->db, err) == 0)
+		return "completed";
+	db_rollback(wk->db);
+	return held == 0 ? "lost" : NULL;
+}
+
+static void work_chunk(struct worker *wk, struct queue_chunk *c)
+{
+	const struct chunk_kind *kind = chunk_kind_find(c->kind);
+	struct cw_error err = { 0 };
+	json_t *result = NULL;
+	const char *what;
+	long long started = cli_now_ms();
+
+	wk->stats->claimed++;
+	log_debug("chunk %d/%d of job %lld (%s), attempt %d", c->chunk_index + 1, c->total_chunks,
+		  c->parent_id, c->kind, c->attempts);
+	watch_hold(&wk->watch, c);
+	int rc = kind ? kind->run(&wk->env, c, &result, &err)
+		      : cw_error_set(&err, CW_EXIT_CONFIG, "no kind \"%s\" in this build", c->kind);
+	if (rc == 0 && !atomic_load(&wk->watch.lost))
+		what = complete(wk, c, result, cli_now_ms() - started, &err);
+	else
+		what = atomic_load(&wk->watch.lost) ? "lost" : NULL;
+	watch_drop(&wk->watch);
+	if (!what) {
+		db_rollback(wk->db);
+		what = give_back(wk, c, &err);
+		if (strcmp(what, "lost") != 0 && strcmp(what, "released") != 0)
+			log_warning("chunk %d of job %lld (attempt %d of %d): %s%s", c->chunk_index,
+				    c->parent_id, c->attempts, c->max_attempts, err.msg,
+				    strcmp(what, "failed") == 0 ? "; failed for good" : "; will retry");
+	} else if (strcmp(what, "lost") == 0) {
+		db_rollback(wk->db);
+	}
+	json_decref(result);
+
+	struct worker_stats *st = wk->stats;
+	if (strcmp(what, "completed") == 0) {
+		st->completed++;
+		st->items += c->end_offset - c->start_offset;
+	} else if (strcmp(what, "failed") == 0) {
+		st->failed++;
+	} else if (strcmp(what, "retry") == 0) {
+		st->retried++;
+	} else if (strcmp(what, "released") == 0) {
+		st->released++;
+		log_info("chunk %d of job %lld handed back", c->chunk_index, c->parent_id);
+	} else {
+		st->lost++;
+	}
+	if (strcmp(what, "released") != 0 && strcmp(what, "lost") != 0)
+		after_chunk(wk, c->parent_id);
+	if (wk->o->on_chunk)
+		wk->o->on_chunk(wk->o->arg, what, c);
+}
+
+static int backlog_empty(struct worker *wk, bool *empty, struct cw_error *err)
+{
+	long long left = 0;
+	if (queue_backlog(wk->db, wk->o->kinds, &left, err) < 0)
+		return -1;
+	*empty = left == 0;
+	return 0;
+}
+
+int worker_run(const struct cw_config *cfg, const struct worker_options *o,
+	       struct worker_stats *stats, enum worker_end *end, struct cw_error *err)
+{
+	struct worker wk = { .cfg = cfg, .o = o, .stats = stats };
+	int watching = -1, rc = -1;
+
+	memset(stats, 0, sizeof(*stats));
+	*end = WORKER_STOPPED;
+	if (worker_open(&wk, err) < 0 || (watching = watch_start(&wk.watch, cfg, o, err)) == 0)
+		goto out;
+	log_info("worker %s taking %s chunks", queue_worker_id(), o->kinds);
+	for (;;) {
+		struct queue_chunk c;
+
+		if (cli_stop_asked()) {
+			*end = WORKER_STOPPED;
+			break;
+		}
+		if (o->deadline_ms && cli_now_ms() >= o->deadline_ms) {
+			*end = WORKER_DEADLINE;
+			break;
+		}
+		if (cli_now_ms() >= wk.next_rescue_ms)
+			maintenance(&wk);
+		int got = queue_claim(wk.db, queue_worker_id(), o->lease_s, o->kinds, &c, err);
+		if (got < 0) {
+			if (db_trouble(&wk, err) < 0)
+				goto out;
+			continue;
+		}
+		wk.db_errors = 0;
+		if (got == 1) {
+			work_chunk(&wk, &c);
+			queue_chunk_release(&c);
+			continue;
+		}
+		if (o->until_empty) {
+			bool empty = false;
+			if (backlog_empty(&wk, &empty, err) < 0) {
+				if (db_trouble(&wk, err) < 0)
+					goto out;
+				continue;
+			}
+			if (empty) {
+				*end = WORKER_EMPTY;
+				break;
+			}
+		}
+		watch_wait(&wk.watch, o->poll_ms);
+	}
+	/* Webhooks of the jobs this worker ended, if the last pass left any. */
+	if (*end != WORKER_STOPPED)
+		deliver_webhooks(&wk);
+	rc = 0;
+out:
+	if (watching >= 0)
+		watch_stop(&wk.watch, watching > 0);
+	worker_close(&wk);
+	return rc;
+}
