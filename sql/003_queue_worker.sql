@@ -34,10 +34,16 @@ BEGIN
     RETURN st;
 END $$;
 
--- Every end of a parent (roll-up, cancel) schedules its webhook at once.
+-- Every end of a parent (roll-up, cancel) schedules its webhook at once,
+-- and a webhook set pending again starts its attempts afresh.
 CREATE FUNCTION sync_queue_schedule_webhook()
 RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
+    -- A job made live again (retry_sync_job) gets a full set of attempts.
+    IF NEW.webhook_status = 'pending' AND OLD.webhook_status IS DISTINCT FROM 'pending' THEN
+        NEW.webhook_attempts := 0;
+        NEW.webhook_last_error := NULL;
+    END IF;
     IF NEW.webhook_url IS NOT NULL AND NEW.webhook_status = 'pending'
        AND NEW.status IN ('completed', 'partial_success', 'failed', 'cancelled')
        AND (OLD.status IN ('pending', 'processing') OR OLD.webhook_status IS DISTINCT FROM 'pending')

@@ -924,6 +924,53 @@ stop_proxy() {
     return "$test_proxy_status_"
 }
 
+# start_webhook_receiver [args...]: tests/helpers/webhook-receiver with args
+# (--fail-first N, --hang, --delay-ms N, --body-bytes N|endless; see the
+# script) on a free port of 127.0.0.1, recording each request as a JSON
+# line of $TRASH/webhook.jsonl (emptying that file restarts its request
+# count); a receiver already running is stopped first. Once it listens
+# (~10 s at the most) WEBHOOK_PID, WEBHOOK_PORT, WEBHOOK_LOG and
+# WEBHOOK_URL (http://127.0.0.1:PORT/hook) are set. Its stderr is in
+# $TRASH/webhook.err. It is stopped at the end of the file; to stop it
+# before: kill "$WEBHOOK_PID" && wait "$WEBHOOK_PID". Call it at the top
+# level or directly in a body, not in a subshell.
+start_webhook_receiver() {
+    if test -n "${WEBHOOK_PID:-}" && kill "$WEBHOOK_PID" 2>/dev/null; then
+        wait "$WEBHOOK_PID"
+    fi
+    WEBHOOK_PID=
+    WEBHOOK_LOG=$TRASH/webhook.jsonl
+    rm -f "$TRASH/webhook.port"
+    "$TEST_ROOT/tests/helpers/webhook-receiver" --log "$WEBHOOK_LOG" \
+        --port-file "$TRASH/webhook.port" "$@" \
+        >>"$TRASH/webhook.err" 2>&1 </dev/null 7>&- 8>&- &
+    WEBHOOK_PID=$!
+    if test -z "${test_webhook_registered_:-}"; then
+        # shellcheck disable=SC2016 # expanded when the file ends
+        test_atexit 'if test -n "$WEBHOOK_PID" && kill "$WEBHOOK_PID" 2>/dev/null; then
+            wait "$WEBHOOK_PID"; fi'
+        test_webhook_registered_=t
+    fi
+    test_webhook_tries_=0
+    until test -s "$TRASH/webhook.port"; do
+        if ! kill -0 "$WEBHOOK_PID" 2>/dev/null; then
+            echo "webhook-receiver exited before it listened:" >&2
+            cat "$TRASH/webhook.err" >&2
+            WEBHOOK_PID=
+            return 1
+        fi
+        test_webhook_tries_=$((test_webhook_tries_ + 1))
+        if test "$test_webhook_tries_" -gt 100; then
+            echo "webhook-receiver wrote no port within 10 s" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    WEBHOOK_PORT=$(cat "$TRASH/webhook.port")
+    # shellcheck disable=SC2034 # for the test files
+    WEBHOOK_URL=http://127.0.0.1:$WEBHOOK_PORT/hook
+}
+
 # ---------------------------------------------------------------------------
 # crosswalk's tables and the emulator's log, for the tests of the jobs.
 
