@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mailerlite.h"
 #include "migrate.h"
+#include "pagecap.h"
 #include "pagefeed.h"
 #include "progress.h"
 #include "ratelimit.h"
@@ -32,7 +33,6 @@
 
 #define JOB "backfill"
 #define NOTHING_TO_DO "the backfill has completed already; --restart runs it again"
-#define PAGE_CAP_KEY "mailerlite_page_cap"
 /* A batch that fails on a deadlock, a serialization failure or a
  * concurrent insert of the same link is tried again this many times. */
 #define BATCH_ATTEMPTS 3
@@ -142,8 +142,6 @@ static int tune_session(struct db *db, struct cw_error *err)
 static int open_run(struct run *run, struct cw_error *err)
 {
 	struct cw_config *cfg = run->cfg;
-	long long cap = 0;
-	json_t *doc = NULL;
 
 	run->status_key = state_key("sync_status", cfg->namespace);
 	run->cursor_key = state_key("cursor:" JOB, cfg->namespace);
@@ -162,14 +160,9 @@ static int open_run(struct run *run, struct cw_error *err)
 	if (cfg->rate_limit > 0 && !(run->bucket_db = db_connect(cfg, program.name, err)))
 		return -1;
 	if (!(run->bucket = ratelimit_new(run->bucket_db, cfg->rate_limit, 0, err)) ||
-	    !(run->ml = ml_client_new(cfg, run->bucket, err)) ||
-	    state_get(run->db, PAGE_CAP_KEY, &doc, err) < 0)
+	    !(run->ml = ml_client_new(cfg, run->bucket, err)))
 		return -1;
-	cap = member_ll(doc, "cap");
-	json_decref(doc);
-	if (cap > 0 && cap <= 1000000)
-		ml_set_page_cap(run->ml, (int)cap);
-	return 0;
+	return pagecap_restore(run->db, run->ml, err);
 }
 
 static void close_run(struct run *run)
@@ -653,19 +646,11 @@ static enum walk_end run_job(struct run *run, struct cw_error *err)
 	}
 }
 
-/* Remember the page cap the server showed, so the next run asks for it
- * at once (a 422 on a too-large limit costs a request). */
+/* Remember the page cap the server showed, for the next run. */
 static void save_page_cap(struct run *run)
 {
-	struct cw_error err;
-	int cap = run->ml ? ml_page_cap(run->ml) : 0;
-
-	if (cap <= 0 || run->cfg->dry_run || !run->db)
-		return;
-	json_t *doc = json_pack("{s:i}", "cap", cap);
-	if (state_put(run->db, PAGE_CAP_KEY, doc, &err) < 0)
-		log_debug("could not remember the page cap: %s", err.msg);
-	json_decref(doc);
+	if (!run->cfg->dry_run)
+		pagecap_save(run->db, run->ml);
 }
 
 /* The run's end in the audit trail, with its result. Best effort: the

@@ -79,18 +79,23 @@ static const struct cfg_option options[] = {
 
 static const struct cfg_program program = {
 	.name = "chunk-worker",
-	.synopsis = "chunk-worker [-qv] [-c file] [-d conninfo] enqueue kind [--chunks n | "
+	.synopsis = "chunk-worker [-nqv] [-c file] [-d conninfo] enqueue kind [--chunks n | "
 		    "--chunk-size n] [--ordered] [--priority p] [--max-attempts n] [--webhook url] "
-		    "[--param key=value,...]\n"
-		    "       chunk-worker run [--concurrency n] [--kinds k,...] [--until-empty] "
-		    "[--max-duration time] [--lease time] [--grace time]\n"
-		    "       chunk-worker status [job]\n"
-		    "       chunk-worker cancel job | retry job | rescue | prune [--older-than time]",
+		    "[--param key=value,...] [--resubscribe]\n"
+		    "chunk-worker [-qv] [-c file] [-d conninfo] run [--concurrency n] "
+		    "[--kinds k,...] [--until-empty] [--max-duration time] [--lease time] "
+		    "[--grace time] [--rescue-interval time]\n"
+		    "chunk-worker [-qv] [-c file] [-d conninfo] status [job]\n"
+		    "chunk-worker [-nqv] [-c file] [-d conninfo] cancel job | retry job | rescue | "
+		    "prune [--older-than time]",
 	.purpose = "splits a large job into chunks and works them, with any number of\n"
-		   "workers on any number of machines coordinated by PostgreSQL.",
+		   "workers on any number of machines coordinated by PostgreSQL. Kinds:\n"
+		   "backfill, push and noop (see chunk-worker(1)).",
 	.options = options,
-	.takes = CFG_TAKES_DURATION,
+	.takes = CFG_TAKES_DURATION | CFG_TAKES_DRY_RUN,
 };
+
+#define KINDS_DETAIL "The kinds: %s."
 
 /* ---- arguments ---- */
 
@@ -139,13 +144,18 @@ static json_t *enqueue(const struct cw_config *cfg, int argc, char **argv, struc
 {
 	if (argc != 1) {
 		cw_error_set(err, CW_EXIT_USAGE, "enqueue takes one kind");
-		cw_error_hint(err, "the kinds: %s", chunk_kind_names());
+		cw_error_detail(err, KINDS_DETAIL, chunk_kind_names());
 		return NULL;
 	}
 	const struct chunk_kind *kind = chunk_kind_find(argv[0]);
 	if (!kind) {
 		cw_error_set(err, CW_EXIT_USAGE, "unknown kind \"%s\"", argv[0]);
-		cw_error_hint(err, "the kinds: %s", chunk_kind_names());
+		cw_error_detail(err, KINDS_DETAIL, chunk_kind_names());
+		return NULL;
+	}
+	if (opt_webhook && strncmp(opt_webhook, "http://", 7) != 0 &&
+	    strncmp(opt_webhook, "https://", 8) != 0) {
+		cw_error_set(err, CW_EXIT_USAGE, "--webhook must be an http:// or https:// URL");
 		return NULL;
 	}
 	if (opt_chunks && opt_chunk_size) {
@@ -175,7 +185,7 @@ static json_t *enqueue(const struct cw_config *cfg, int argc, char **argv, struc
 	if (kind->max_chunk_size && opt_chunks &&
 	    (total + opt_chunks - 1) / opt_chunks > kind->max_chunk_size) {
 		cw_error_set(err, CW_EXIT_DATAERR,
-			     "%ld chunks of %lld items would be over the %s kind's %lld per chunk",
+			     "%ld chunks for %lld items would be over the %s kind's %lld per chunk",
 			     opt_chunks, total, kind->name, kind->max_chunk_size);
 		goto out;
 	}
@@ -194,13 +204,19 @@ static json_t *enqueue(const struct cw_config *cfg, int argc, char **argv, struc
 		.max_attempts = (int)opt_max_attempts,
 		.webhook_url = opt_webhook,
 	};
-	if (queue_enqueue(db, &job, &id, &chunks, err) < 0)
+	/* A dry run plans and sizes the job, then takes it back. */
+	if ((cfg->dry_run && db_begin(db, err) < 0) ||
+	    queue_enqueue(db, &job, &id, &chunks, err) < 0)
 		goto out;
+	db_rollback(db);
 	out = json_pack("{s:I, s:s, s:i, s:I, s:b, s:i, s:s, s:O}", "id", (json_int_t)id, "kind",
 			kind->name, "chunks", chunks, "total_items", (json_int_t)total, "ordered",
 			job.ordered, "priority", job.priority, "namespace", job.namespace, "params",
 			params);
-	log_info("job %lld: %s, %lld items in %d chunks", id, kind->name, total, chunks);
+	if (cfg->dry_run)
+		json_object_set_new(out, "dryRun", json_true());
+	log_info("%s %lld: %s, %lld items in %d chunks", cfg->dry_run ? "would enqueue job" : "job",
+		 id, kind->name, total, chunks);
 out:
 	chunk_tools_close(&tools);
 	db_close(db);
@@ -231,6 +247,11 @@ static json_t *run(const struct cw_config *cfg, int argc, int *status, struct cw
 {
 	if (argc != 0) {
 		cw_error_set(err, CW_EXIT_USAGE, "run takes no arguments");
+		return NULL;
+	}
+	if (cfg->dry_run) {
+		cw_error_set(err, CW_EXIT_USAGE, "run has no --dry-run: a worker's claims are writes");
+		cw_error_detail(err, "\"chunk-worker status\" shows the work waiting.");
 		return NULL;
 	}
 	char *kinds = worker_kinds(cfg, opt_kinds, err);
@@ -271,16 +292,24 @@ static json_t *run(const struct cw_config *cfg, int argc, int *status, struct cw
 	if (rc < 0)
 		return NULL;
 	const struct worker_stats *s = &ps.sum;
-	json_t *out = json_pack("{s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s,"
-				" s:I}",
-				"ok", s->failed == 0 && !ps.workers_failed, "workers", ps.workers,
-				"claimed", (json_int_t)s->claimed, "completed",
-				(json_int_t)s->completed, "failed", (json_int_t)s->failed, "retried",
-				(json_int_t)s->retried, "released", (json_int_t)s->released, "lost",
-				(json_int_t)s->lost, "items", (json_int_t)s->items, "rescued",
-				(json_int_t)s->rescued, "jobsEnded", (json_int_t)s->jobs_ended,
-				"webhooks", (json_int_t)s->webhooks, "end", end_name(ps.end),
-				"durationMs", (json_int_t)(cli_now_ms() - started));
+	const struct {
+		const char *key;
+		long long value;
+	} figures[] = {
+		{ "claimed", s->claimed },	{ "completed", s->completed },
+		{ "failed", s->failed },	{ "retried", s->retried },
+		{ "released", s->released },	{ "lost", s->lost },
+		{ "items", s->items },		{ "recordErrors", s->record_errors },
+		{ "rescued", s->rescued },	{ "jobsEnded", s->jobs_ended },
+		{ "webhooks", s->webhooks },
+	};
+	json_t *out = json_pack("{s:b, s:i}", "ok",
+				s->failed == 0 && !ps.workers_failed && !ps.workers_killed, "workers",
+				ps.workers);
+	for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
+		json_object_set_new(out, figures[i].key, json_integer(figures[i].value));
+	json_object_set_new(out, "end", json_string(end_name(ps.end)));
+	json_object_set_new(out, "durationMs", json_integer(cli_now_ms() - started));
 	if (ps.workers_failed)
 		json_object_set_new(out, "error", json_string(err->msg));
 	if (ps.workers_killed)
@@ -291,7 +320,7 @@ static json_t *run(const struct cw_config *cfg, int argc, int *status, struct cw
 	else if (ps.end != WORKER_EMPTY)
 		*status = CW_EXIT_PARTIAL;
 	else
-		*status = s->failed ? CW_EXIT_RECORDS : CW_EXIT_OK;
+		*status = s->failed || s->record_errors ? CW_EXIT_RECORDS : CW_EXIT_OK;
 	return out;
 }
 
@@ -325,6 +354,12 @@ static json_t *look_after(const struct cw_config *cfg, const char *cmd, int argc
 	struct db *db = open_db(cfg, err);
 	if (!db)
 		return NULL;
+	/* A dry run does the change, reports it, and takes it back. */
+	const bool dry = cfg->dry_run && strcmp(cmd, "status") != 0;
+	if (dry && db_begin(db, err) < 0) {
+		db_close(db);
+		return NULL;
+	}
 	if (!strcmp(cmd, "status")) {
 		json_t *jobs = NULL;
 		if (id)
@@ -358,6 +393,32 @@ static json_t *look_after(const struct cw_config *cfg, const char *cmd, int argc
 		if (queue_prune(db, opt_older_than, &deleted, err) == 0)
 			out = json_pack("{s:I}", "deleted", (json_int_t)deleted);
 	}
+	db_rollback(db);
+	if (dry && out)
+		json_object_set_new(out, "dryRun", json_true());
+	db_close(db);
+	return out;
+}
+
+/* --check-config: the settings, the database and its schema, and the
+ * kinds this setup can work. */
+static json_t *check_config(const struct cw_config *cfg, struct cw_error *err)
+{
+	struct db *db = open_db(cfg, err);
+	char *kinds = db ? worker_kinds(cfg, opt_kinds, err) : NULL;
+	json_t *out = NULL;
+
+	if (kinds) {
+		/* "{a,b}" as a JSON array */
+		json_t *list = json_array();
+		char *save = NULL;
+		kinds[strlen(kinds) - 1] = '\0';
+		for (char *k = strtok_r(kinds + 1, ",", &save); k; k = strtok_r(NULL, ",", &save))
+			json_array_append_new(list, json_string(k));
+		out = json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "schema", cfg->schema, "namespace",
+				cfg->namespace, "kinds", list);
+	}
+	free(kinds);
 	db_close(db);
 	return out;
 }
@@ -386,6 +447,10 @@ int main(int argc, char **argv)
 		goto out;
 	char **args = config_rest(&nargs);
 	const char *cmd = nargs > 0 ? args[0] : NULL;
+	if (cfg.check_config) {
+		out = check_config(&cfg, &err);
+		goto done;
+	}
 	if (!cmd || !is_command(cmd)) {
 		if (cmd)
 			cw_error_set(&err, CW_EXIT_USAGE, "unknown command \"%s\"", cmd);
@@ -401,6 +466,7 @@ int main(int argc, char **argv)
 		out = run(&cfg, nargs - 1, &status, &err);
 	else
 		out = look_after(&cfg, cmd, nargs - 1, args + 1, &err);
+done:
 	if (!out)
 		goto failed;
 	if (json_object_get(out, "error"))
@@ -408,6 +474,8 @@ int main(int argc, char **argv)
 	status = result_emit(out, status, cfg.quiet) == CW_EXIT_IOERR ? CW_EXIT_IOERR : status;
 	goto out;
 failed:
+	if (err.code == CW_EXIT_USAGE && !err.hint[0])
+		cw_error_hint(&err, "Try \"%s --help\" for more information.", program.name);
 	log_cw_error(&err);
 	status = err.code ? err.code : CW_EXIT_SOFTWARE;
 out:

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mailerlite.h"
 #include "migrate.h"
+#include "pagecap.h"
 #include "progress.h"
 #include "ratelimit.h"
 #include "reconcile.h"
@@ -30,7 +31,6 @@
 #include <string.h>
 
 #define JOB "enterprise"
-#define PAGE_CAP_KEY "mailerlite_page_cap"
 /* A set that meets a deadlock or a serialization failure is done again. */
 #define SET_ATTEMPTS 3
 
@@ -168,7 +168,6 @@ static char *account_tag(const struct cw_config *cfg)
 static int open_run(struct run *run, struct cw_error *err)
 {
 	struct cw_config *cfg = run->cfg;
-	json_t *doc = NULL;
 
 	run->status_key = state_key("sync_status", cfg->namespace);
 	run->cursor_key = state_key("cursor:" JOB, cfg->namespace);
@@ -190,14 +189,9 @@ static int open_run(struct run *run, struct cw_error *err)
 	if (!(run->bucket = ratelimit_new(run->bucket_db, cfg->rate_limit, cfg->import_rate_limit,
 					  err)) ||
 	    !(run->ml = ml_client_new(cfg, run->bucket, err)) ||
-	    state_get(run->db, PAGE_CAP_KEY, &doc, err) < 0 ||
+	    pagecap_restore(run->db, run->ml, err) < 0 ||
 	    !(run->run_id = job_new_run_id(run->db, err)))
 		return -1;
-	const json_t *cap = json_object_get(doc, "cap");
-	if (json_is_integer(cap) && json_integer_value(cap) > 0 &&
-	    json_integer_value(cap) <= 1000000)
-		ml_set_page_cap(run->ml, (int)json_integer_value(cap));
-	json_decref(doc);
 	return 0;
 }
 
@@ -778,6 +772,7 @@ report:
 				exit_status > CW_EXIT_PARTIAL ? "error" : "info", action, result,
 				&ignored);
 			record_run(&run, result);
+			pagecap_save(run.db, run.ml);
 		}
 		exit_status = result_emit(result, exit_status, cfg.quiet) == CW_EXIT_IOERR
 				      ? CW_EXIT_IOERR

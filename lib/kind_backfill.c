@@ -3,6 +3,7 @@
 #include "crosswalk.h"
 #include "exitcode.h"
 #include "jsonget.h"
+#include "pagecap.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -104,6 +105,34 @@ static int read_pages(const struct chunk_env *env, const struct queue_chunk *c, 
 	return 0;
 }
 
+/* The session's lookup of A by email (pg_temp.cw_a_lookup), built at a
+ * worker's first chunk of a job and kept for its later ones, as one
+ * backfill-sync run keeps one: a pass over A per chunk would cost a
+ * million-row table's backfill hundreds of passes. Built again after a
+ * reconnect, or when the chunk that built it rolled back. */
+static int lookup_for(const struct chunk_env *env, long long parent_id, struct cw_error *err)
+{
+	static long long built_for;
+	long long rows = 0;
+
+	if (built_for == parent_id) {
+		PGresult *res = db_query(env->db,
+					 "SELECT pg_catalog.to_regclass('pg_temp.cw_a_lookup') IS NOT NULL",
+					 0, NULL, err);
+		if (!res)
+			return -1;
+		bool there = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (there)
+			return 0;
+	}
+	built_for = 0;
+	if (store_build_lookup(env->store, env->db, &rows, err) < 0)
+		return -1;
+	built_for = parent_id;
+	return 0;
+}
+
 static int backfill_run(const struct chunk_env *env, const struct queue_chunk *chunk,
 			json_t **result, struct cw_error *err)
 {
@@ -112,7 +141,6 @@ static int backfill_run(const struct chunk_env *env, const struct queue_chunk *c
 	struct linker *linker = NULL;
 	char *cursor = NULL;
 	bool walked = false;
-	long long a_rows = 0;
 	int rc = -1;
 
 	if (start_of(env, chunk, &cursor, &walked, err) < 0)
@@ -122,14 +150,15 @@ static int backfill_run(const struct chunk_env *env, const struct queue_chunk *c
 		*result = json_pack("{s:i, s:n, s:b}", "rows", 0, "next", "walked", 1);
 		return 0;
 	}
-	if (read_pages(env, chunk, cursor, &g, err) < 0)
+	if ((ml_page_cap(env->ml) == 0 && pagecap_restore(env->db, env->ml, err) < 0) ||
+	    read_pages(env, chunk, cursor, &g, err) < 0)
 		goto out;
 	linker = linker_new(env->db, env->cfg, env->program, env->run_id);
 	/* Left open: the worker commits it with the completion. */
-	if (db_begin(env->db, err) < 0 ||
-	    store_build_lookup(env->store, env->db, &a_rows, err) < 0 ||
+	if (db_begin(env->db, err) < 0 || lookup_for(env, chunk->parent_id, err) < 0 ||
 	    (g.n && linker_link_batch(linker, g.rows.buf, &counts, err) < 0))
 		goto out;
+	pagecap_save(env->db, env->ml);
 	*result = json_pack("{s:I, s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)g.n,
 			    "next", g.next, "walked", g.walked, "matched", (json_int_t)counts.matched,
 			    "crosswalkCreated", (json_int_t)counts.crosswalk_created,

@@ -32,6 +32,8 @@
 /* Webhook deliveries per pass, so that a backlog of them never holds the
  * claiming for long. */
 #define WEBHOOKS_PER_PASS 5
+/* How often the watch thread looks at the stop request and the time. */
+#define WATCH_TICK_MS 200L
 /* Database errors in a row (the connection up) before the worker gives up. */
 #define MAX_DB_ERRORS 10
 
@@ -68,7 +70,7 @@ char *worker_kinds(const struct cw_config *cfg, const char *requested, struct cw
 			const struct chunk_kind *k = chunk_kind_find(name);
 			if (!k) {
 				cw_error_set(err, CW_EXIT_USAGE, "unknown kind \"%s\"", name);
-				cw_error_hint(err, "the kinds: %s", chunk_kind_names());
+				cw_error_detail(err, "The kinds: %s.", chunk_kind_names());
 			} else if (!kind_capable(cfg, k, &missing)) {
 				cw_error_set(err, CW_EXIT_CONFIG, "the %s kind needs %s", name, missing);
 			} else {
@@ -202,7 +204,9 @@ static void *watch_main(void *arg)
 	for (;;) {
 		long long now = cli_now_ms();
 		struct queue_chunk beat = { 0 };
-		long timeout = 1000;
+		/* Short enough to notice a stop request soon: signals go to
+		 * the main thread and never wake this poll(). */
+		long timeout = WATCH_TICK_MS;
 
 		pthread_mutex_lock(&w->mu);
 		if (w->stop) {
@@ -215,7 +219,7 @@ static void *watch_main(void *arg)
 			beat.lease_token = w->held.lease_token;
 			beat.chunk_index = w->held.chunk_index;
 			beat.parent_id = w->held.parent_id;
-		} else if (holding) {
+		} else if (holding && w->next_beat_ms - now < timeout) {
 			timeout = (long)(w->next_beat_ms - now);
 		}
 		pthread_mutex_unlock(&w->mu);
@@ -230,7 +234,6 @@ static void *watch_main(void *arg)
 					log_info("the grace period is over: handing the chunk back");
 				cli_escalate();
 			}
-			timeout = timeout > 100 ? 100 : timeout;
 		}
 		if (beat.id) {
 			heartbeat(w, &beat, now);
@@ -508,7 +511,7 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 	bool release = cli_interrupted();
 	const char *status = NULL;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 3; attempt++) {
 		int held = release ? queue_release(wk->db, c, &err)
 				   : queue_fail(wk->db, c, why->msg, retryable(why->code), &status,
 						&err);
@@ -516,6 +519,10 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 			return release ? "released" : strcmp(status, "failed") == 0 ? "failed" : "retry";
 		if (held == 0)
 			return "lost";
+		/* The interrupt's cancel request may land on this statement
+		 * rather than the one it was meant for: say it again. */
+		if (strcmp(db_sqlstate(wk->db), "57014") == 0)
+			continue;
 		if (!db_connection_lost(wk->db) || db_reconnect(wk->db, &err) < 0)
 			break;
 	}
@@ -524,14 +531,14 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 	return "lost";
 }
 
-/* Complete the chunk with its writes, in the transaction run() left open. */
+/* Complete the chunk with its writes, in the transaction run() left open;
+ * a chunk that wrote nothing completes in a statement of its own. */
 static const char *complete(struct worker *wk, const struct queue_chunk *c, const json_t *result,
 			    long long ms, struct cw_error *err)
 {
-	if (!db_in_transaction(wk->db) && db_begin(wk->db, err) < 0)
-		return NULL;
+	const bool writes = db_in_transaction(wk->db);
 	int held = queue_complete(wk->db, c, result, ms, err);
-	if (held == 1 && db_commit(wk->db, err) == 0)
+	if (held == 1 && (!writes || db_commit(wk->db, err) == 0))
 		return "completed";
 	db_rollback(wk->db);
 	return held == 0 ? "lost" : NULL;
@@ -548,8 +555,13 @@ static void work_chunk(struct worker *wk, struct queue_chunk *c)
 	wk->stats->claimed++;
 	log_debug("chunk %d/%d of job %lld (%s), attempt %d", c->chunk_index + 1, c->total_chunks,
 		  c->parent_id, c->kind, c->attempts);
+	/* The job's namespace, not the worker's, for its log and state. */
+	struct cw_config job_cfg = *wk->cfg;
+	struct chunk_env env = wk->env;
+	job_cfg.namespace = c->namespace;
+	env.cfg = &job_cfg;
 	watch_hold(&wk->watch, c);
-	int rc = kind ? kind->run(&wk->env, c, &result, &err)
+	int rc = kind ? kind->run(&env, c, &result, &err)
 		      : cw_error_set(&err, CW_EXIT_CONFIG, "no kind \"%s\" in this build", c->kind);
 	if (rc == 0 && !atomic_load(&wk->watch.lost))
 		what = complete(wk, c, result, cli_now_ms() - started, &err);
@@ -566,12 +578,13 @@ static void work_chunk(struct worker *wk, struct queue_chunk *c)
 	} else if (strcmp(what, "lost") == 0) {
 		db_rollback(wk->db);
 	}
-	json_decref(result);
-
 	struct worker_stats *st = wk->stats;
 	if (strcmp(what, "completed") == 0) {
+		const json_t *errors = json_object_get(result, "errors");
 		st->completed++;
 		st->items += c->end_offset - c->start_offset;
+		if (json_is_integer(errors) && json_integer_value(errors) > 0)
+			st->record_errors += json_integer_value(errors);
 	} else if (strcmp(what, "failed") == 0) {
 		st->failed++;
 	} else if (strcmp(what, "retry") == 0) {
@@ -584,6 +597,7 @@ static void work_chunk(struct worker *wk, struct queue_chunk *c)
 	}
 	if (strcmp(what, "released") != 0 && strcmp(what, "lost") != 0)
 		after_chunk(wk, c->parent_id);
+	json_decref(result);
 	if (wk->o->on_chunk)
 		wk->o->on_chunk(wk->o->arg, what, c);
 }

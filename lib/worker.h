@@ -38,6 +38,7 @@ struct worker_options {
 struct worker_stats {
 	long long claimed, completed, failed, retried, released, lost;
 	long long items;	  /* items of the chunks it completed */
+	long long record_errors;  /* record-level errors in their results ("errors") */
 	long long rescued;	  /* chunks its rescue passes re-queued or failed */
 	long long jobs_ended;	  /* parents it finished */
 	long long webhooks;	  /* webhook deliveries it attempted */

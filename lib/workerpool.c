@@ -18,8 +18,8 @@
 
 #define MAX_WORKERS 64
 /* A child's report: "C what parent index start end\n" per chunk, then
- * "S claimed completed failed retried released lost items rescued
- * jobs_ended webhooks end\n", or "E code message\n" on an error. */
+ * "S claimed completed failed retried released lost items record_errors
+ * rescued jobs_ended webhooks end\n", or "E code message\n" on an error. */
 #define LINE_MAX_LEN 1024
 
 static pid_t children[MAX_WORKERS];
@@ -60,9 +60,9 @@ static void child_main(const struct cw_config *cfg, const struct worker_options 
 		dprintf(fd, "E %d %s\n", err.code ? err.code : CW_EXIT_SOFTWARE, err.msg);
 		_exit(1);
 	}
-	dprintf(fd, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d\n", st.claimed,
-		st.completed, st.failed, st.retried, st.released, st.lost, st.items, st.rescued,
-		st.jobs_ended, st.webhooks, (int)end);
+	dprintf(fd, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d\n", st.claimed,
+		st.completed, st.failed, st.retried, st.released, st.lost, st.items,
+		st.record_errors, st.rescued, st.jobs_ended, st.webhooks, (int)end);
 	_exit(0);
 }
 
@@ -77,6 +77,7 @@ static void add_stats(struct worker_stats *to, const struct worker_stats *s)
 	to->released += s->released;
 	to->lost += s->lost;
 	to->items += s->items;
+	to->record_errors += s->record_errors;
 	to->rescued += s->rescued;
 	to->jobs_ended += s->jobs_ended;
 	to->webhooks += s->webhooks;
@@ -109,9 +110,10 @@ static void take_line(const struct worker_options *o, struct pool_stats *ps, str
 	} else if (line[0] == 'S') {
 		struct worker_stats s = { 0 };
 		int end = 0;
-		if (sscanf(line, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d", &s.claimed,
-			   &s.completed, &s.failed, &s.retried, &s.released, &s.lost, &s.items,
-			   &s.rescued, &s.jobs_ended, &s.webhooks, &end) == 11) {
+		if (sscanf(line, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d",
+			   &s.claimed, &s.completed, &s.failed, &s.retried, &s.released, &s.lost,
+			   &s.items, &s.record_errors, &s.rescued, &s.jobs_ended, &s.webhooks,
+			   &end) == 12) {
 			add_stats(&ps->sum, &s);
 			ps->end = worse_end(ps->end, (enum worker_end)end);
 			ch->reported = true;

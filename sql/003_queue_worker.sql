@@ -13,7 +13,10 @@ CREATE INDEX sync_queue_webhook_due ON sync_queue (webhook_next_at)
 -- ended the last one has committed: rolled up (and its webhook scheduled)
 -- when no chunk is pending or processing, left alone otherwise. Cheap
 -- enough to run after every chunk: it reads only the indexes of live
--- chunks. Returns the parent's status when it ended now, else null.
+-- chunks, and locks the parent only once they are empty, so that of two
+-- workers finishing the last chunks at once exactly one ends the job.
+-- Idle workers are told (they may be waiting for the queue to empty).
+-- Returns the parent's status when it ended in this call, else null.
 CREATE FUNCTION finish_sync_job(p_parent_id bigint)
 RETURNS text LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -22,15 +25,18 @@ BEGIN
     IF EXISTS (SELECT 1 FROM chunked_sync_jobs
                WHERE parent_id = p_parent_id AND status = 'pending')
        OR EXISTS (SELECT 1 FROM chunked_sync_jobs
-                  WHERE parent_id = p_parent_id AND status = 'processing')
-       OR NOT EXISTS (SELECT 1 FROM sync_queue
-                      WHERE id = p_parent_id AND status IN ('pending', 'processing')) THEN
+                  WHERE parent_id = p_parent_id AND status = 'processing') THEN
+        RETURN NULL;
+    END IF;
+    SELECT status INTO st FROM sync_queue WHERE id = p_parent_id FOR UPDATE;
+    IF st IS NULL OR st NOT IN ('pending', 'processing') THEN
         RETURN NULL;
     END IF;
     st := roll_up_sync_job(p_parent_id);
     IF st IN ('pending', 'processing') THEN
         RETURN NULL;
     END IF;
+    PERFORM pg_notify('crosswalk_chunks', 'end');
     RETURN st;
 END $$;
 
