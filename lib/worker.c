@@ -310,7 +310,9 @@ static void watch_hold(struct watch *w, const struct queue_chunk *c)
 	w->next_beat_ms = cli_now_ms() + (long long)(w->lease_s * 1000 / 3);
 	atomic_store(&w->lost, false);
 	pthread_mutex_unlock(&w->mu);
-	watch_poke(w);
+	/* No poke: the thread looks every WATCH_TICK_MS, and the first
+	 * heartbeat is lease / 3 away. A wake-up per chunk would cost a
+	 * context switch per chunk. */
 }
 
 static void watch_drop(struct watch *w)
@@ -420,6 +422,9 @@ static void worker_close(struct worker *wk)
  * others. -1 when the worker should give up. */
 static int db_trouble(struct worker *wk, struct cw_error *err)
 {
+	/* A stop cancels the statement in flight: the loop ends next. */
+	if (cli_interrupted())
+		return 0;
 	if (db_connection_lost(wk->db)) {
 		log_warning("%s; reconnecting", err->msg);
 		return db_reconnect(wk->db, err);
@@ -495,6 +500,26 @@ static void after_chunk(struct worker *wk, long long parent)
 		wk->roll_up_parent = parent;
 		wk->roll_up_ms = now;
 	}
+}
+
+/* The worker's start and end in sync_log (best effort). */
+static void log_run(struct worker *wk, const char *action, const struct worker_stats *st)
+{
+	struct cw_error err = { 0 };
+	json_t *detail = json_pack("{s:s, s:s}", "worker", queue_worker_id(), "kinds", wk->o->kinds);
+
+	if (st)
+		json_object_update_new(
+			detail, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "completed",
+					  (json_int_t)st->completed, "failed", (json_int_t)st->failed,
+					  "retried", (json_int_t)st->retried, "released",
+					  (json_int_t)st->released, "lost", (json_int_t)st->lost,
+					  "rescued", (json_int_t)st->rescued));
+	if (!db_connection_lost(wk->db) &&
+	    job_log(wk->db, PROGRAM, wk->run_id, wk->cfg->namespace, "info", action, detail,
+		    &err) < 0)
+		log_debug("could not record the worker's %s: %s", action, err.msg);
+	json_decref(detail);
 }
 
 static bool retryable(int code)
@@ -622,6 +647,7 @@ int worker_run(const struct cw_config *cfg, const struct worker_options *o,
 	if (worker_open(&wk, err) < 0 || (watching = watch_start(&wk.watch, cfg, o, err)) == 0)
 		goto out;
 	log_info("worker %s taking %s chunks", queue_worker_id(), o->kinds);
+	log_run(&wk, "job_started", NULL);
 	for (;;) {
 		struct queue_chunk c;
 
@@ -664,6 +690,7 @@ int worker_run(const struct cw_config *cfg, const struct worker_options *o,
 	/* Webhooks of the jobs this worker ended, if the last pass left any. */
 	if (*end != WORKER_STOPPED)
 		deliver_webhooks(&wk);
+	log_run(&wk, "job_completed", stats);
 	rc = 0;
 out:
 	if (watching >= 0)

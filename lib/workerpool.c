@@ -174,9 +174,14 @@ static int supervise(const struct worker_options *o, struct child *kids, int n,
 			}
 		}
 	}
-	for (int i = 0; i < n; i++)
-		while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
+	for (int i = 0; i < n; i++) {
+		int status = 0;
+		while (waitpid(children[i], &status, 0) < 0 && errno == EINTR)
 			;
+		if (WIFSIGNALED(status))
+			log_warning("worker %ld was ended by signal %d%s", (long)children[i],
+				    WTERMSIG(status), kids[i].reported ? "" : ", without its report");
+	}
 	return 0;
 }
 
