@@ -2,8 +2,11 @@
 #include "kind_backfill.h"
 #include "crosswalk.h"
 #include "exitcode.h"
+#include "job.h"
 #include "jsonget.h"
 #include "pagecap.h"
+#include "result.h"
+#include "state.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -12,12 +15,20 @@
 
 static const char *const backfill_keys[] = { NULL };
 
+/* One run id for the whole job, as one backfill-sync run has: its chunks'
+ * audit rows go under it, and the last chunk finds through them which A
+ * rows no subscriber matched. */
 static int backfill_plan(const struct chunk_env *env, json_t *params, long long *total_items,
 			 struct cw_error *err)
 {
-	if (chunk_params_only(params, "backfill", backfill_keys, err) < 0)
+	char *run_id;
+	if (chunk_params_only(params, "backfill", backfill_keys, err) < 0 ||
+	    ml_count_subscribers(env->ml, NULL, total_items, err) < 0 ||
+	    !(run_id = job_new_run_id(env->db, err)))
 		return -1;
-	return ml_count_subscribers(env->ml, NULL, total_items, err);
+	json_object_set_new(params, "run_id", json_string(run_id));
+	free(run_id);
+	return 0;
 }
 
 /* Where the chunk before this one stopped: *cursor (new string, NULL for
@@ -133,6 +144,80 @@ static int lookup_for(const struct chunk_env *env, long long parent_id, struct c
 	return 0;
 }
 
+/* The job's figures so far: its completed chunks' and this one's. */
+static int job_totals(const struct chunk_env *env, const struct queue_chunk *c,
+		      const json_t *mine, json_t **totals, struct cw_error *err)
+{
+	static const char *const keys[] = { "rows",	"matched", "crosswalkCreated",
+					    "shadowsWritten", "onlyInB", "skipped" };
+	char parent[24];
+	snprintf(parent, sizeof(parent), "%lld", c->parent_id);
+	const char *p[] = { parent };
+	char *sql = xasprintf("SELECT coalesce(pg_catalog.jsonb_object_agg(e.key, e.total), '{}')"
+			      " FROM (SELECT e.key, sum((e.value)::text::numeric) AS total"
+			      "  FROM %s.chunked_sync_jobs c, pg_catalog.jsonb_each(c.result) e"
+			      "  WHERE c.parent_id = $1::bigint AND c.status = 'completed'"
+			      "    AND pg_catalog.jsonb_typeof(c.result) = 'object'"
+			      "    AND pg_catalog.jsonb_typeof(e.value) = 'number'"
+			      "  GROUP BY e.key) e",
+			      db_schema(env->db));
+	PGresult *res = db_query(env->db, sql, 1, p, err);
+	free(sql);
+	if (!res)
+		return -1;
+	json_t *done = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	PQclear(res);
+	*totals = json_object();
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const json_t *a = json_object_get(done, keys[i]), *b = json_object_get(mine, keys[i]);
+		json_int_t sum = (json_is_number(a) ? (json_int_t)json_number_value(a) : 0) +
+				 (json_is_integer(b) ? json_integer_value(b) : 0);
+		json_object_set_new(*totals, keys[i], json_integer(sum));
+	}
+	json_decref(done);
+	return 0;
+}
+
+/* sync_status.backfill, as backfill-sync keeps it, so that the operators'
+ * queries (and backfill-sync's own refusal to run over a live backfill)
+ * see the chunked one too. In the chunk's transaction. */
+static int save_status(const struct chunk_env *env, const struct queue_chunk *c,
+		       const json_t *result, bool final, const char *run_id, struct cw_error *err)
+{
+	static const char *const stamp_start[] = { "startedAt", "lastUpdatedAt", NULL };
+	static const char *const stamp_update[] = { "lastUpdatedAt", NULL };
+	static const char *const stamp_done[] = { "lastUpdatedAt", "completedAt", NULL };
+	json_t *t = NULL;
+
+	if (job_totals(env, c, result, &t, err) < 0)
+		return -1;
+	char runner[64];
+	snprintf(runner, sizeof(runner), "chunk-worker job %lld", c->parent_id);
+	json_t *patch = json_pack(
+		"{s:s, s:s, s:i, s:i, s:O, s:O, s:O, s:O, s:O, s:i, s:O, s:b, s:s, s:s}", "status",
+		final ? "completed" : "running", "phase", final ? "done" : "linking", "currentBatch",
+		c->chunk_index + 1, "totalBatches", c->total_chunks, "shadowsCreated",
+		json_object_get(t, "shadowsWritten"), "crosswalkCreated",
+		json_object_get(t, "crosswalkCreated"), "matched", json_object_get(t, "matched"),
+		"onlyInB", json_object_get(t, "onlyInB"), "skipped", json_object_get(t, "skipped"),
+		"errors", 0, "recordsDone", json_object_get(t, "rows"), "paused", 0, "runId", run_id,
+		"runner", runner);
+	const json_t *only_in_a = json_object_get(result, "onlyInA");
+	json_object_set_new(patch, "onlyInA", final ? json_deep_copy(only_in_a) : json_null());
+	if (!final)
+		json_object_set_new(patch, "completedAt", json_null());
+	char *key = state_key("sync_status", env->cfg->namespace);
+	int rc = state_merge_section(env->db, key, "backfill", patch,
+				     final		     ? stamp_done
+				     : c->chunk_index == 0 ? stamp_start
+							   : stamp_update,
+				     err);
+	free(key);
+	json_decref(patch);
+	json_decref(t);
+	return rc;
+}
+
 static int backfill_run(const struct chunk_env *env, const struct queue_chunk *chunk,
 			json_t **result, struct cw_error *err)
 {
@@ -141,6 +226,7 @@ static int backfill_run(const struct chunk_env *env, const struct queue_chunk *c
 	struct linker *linker = NULL;
 	char *cursor = NULL;
 	bool walked = false;
+	long long only_in_a = 0, skipped_in_a = 0;
 	int rc = -1;
 
 	if (start_of(env, chunk, &cursor, &walked, err) < 0)
@@ -153,10 +239,12 @@ static int backfill_run(const struct chunk_env *env, const struct queue_chunk *c
 	if ((ml_page_cap(env->ml) == 0 && pagecap_restore(env->db, env->ml, err) < 0) ||
 	    read_pages(env, chunk, cursor, &g, err) < 0)
 		goto out;
-	linker = linker_new(env->db, env->cfg, env->program, env->run_id);
+	const char *run_id = jsonget_string(chunk->params, "run_id");
+	linker = linker_new(env->db, env->cfg, env->program, run_id ? run_id : env->run_id);
 	/* Left open: the worker commits it with the completion. */
 	if (db_begin(env->db, err) < 0 || lookup_for(env, chunk->parent_id, err) < 0 ||
-	    (g.n && linker_link_batch(linker, g.rows.buf, &counts, err) < 0))
+	    (g.n && linker_link_batch(linker, g.rows.buf, &counts, err) < 0) ||
+	    (g.walked && linker_finish(linker, &only_in_a, &skipped_in_a, err) < 0))
 		goto out;
 	pagecap_save(env->db, env->ml);
 	*result = json_pack("{s:I, s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)g.n,
@@ -165,6 +253,16 @@ static int backfill_run(const struct chunk_env *env, const struct queue_chunk *c
 			    "shadowsWritten", (json_int_t)counts.shadows_written, "onlyInB",
 			    (json_int_t)counts.only_in_b, "skipped",
 			    (json_int_t)(counts.skipped + g.unusable));
+	if (g.walked) {
+		/* The A rows no subscriber matched, known once the list is read. */
+		json_object_set_new(*result, "onlyInA", json_integer(only_in_a));
+		json_object_set_new(*result, "skippedInA", json_integer(skipped_in_a));
+	}
+	if (save_status(env, chunk, *result, g.walked, run_id ? run_id : env->run_id, err) < 0) {
+		json_decref(*result);
+		*result = NULL;
+		goto out;
+	}
 	rc = 0;
 out:
 	linker_free(linker);

@@ -167,6 +167,23 @@ test_expect_success 'three workers run it: the same crosswalk and shadows as bac
     test_cmp links.expect links.actual
 '
 
+test_expect_success 'sync_status.backfill and the audit trail say what backfill-sync said' '
+    psql_q "SELECT value->'\''backfill'\'' FROM sync.sync_state
+            WHERE key = '\''sync_status'\''" >status.json &&
+    for f in status matched crosswalkCreated shadowsCreated onlyInA onlyInB; do
+        test_json_eq status.json ".$f" "$(jq -r ".$f" bs.json)" || return 1
+    done &&
+    test_json_eq status.json "[.phase, .currentBatch, .totalBatches, .runner]" \
+        "[\"done\",4,4,\"chunk-worker job $BACKFILL\"]" &&
+    jq -e ".startedAt and .completedAt" status.json &&
+    # one run id for the job, as for one backfill-sync run
+    psql_q "SELECT count(*) FROM sync.sync_log WHERE action = '\''only_in_a'\''
+              AND run_id = (SELECT params->>'\''run_id'\'' FROM sync.sync_queue
+                            WHERE id = $BACKFILL)" >actual &&
+    jq -r .onlyInA bs.json >expect &&
+    test_cmp expect actual
+'
+
 test_expect_success 'the chunks read the seven pages backfill-sync read, each once, two a chunk' '
     ml_control GET log >cw-log.jsonl &&
     list_pages cw-log.jsonl | jq -r .query >cw-pages &&
