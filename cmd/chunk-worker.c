@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 	char **args = config_rest(&nargs);
 	const char *cmd = nargs > 0 ? args[0] : NULL;
 	if (cfg.check_config) {
+		status = CW_EXIT_OK;
 		out = check_config(&cfg, &err);
 		goto done;
 	}

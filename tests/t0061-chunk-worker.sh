@@ -292,6 +292,29 @@ test_expect_success 'prune deletes the jobs that ended, with their chunks' '
     test_json_eq again.json .deleted 0
 '
 
+test_expect_success '--check-config names the kinds this setup can work' '
+    cw --check-config >check.json 2>check.err &&
+    test_json_eq check.json "[.ok, .kinds]" "[true,[\"noop\"]]" &&
+    test_grep "not taking push chunks: they need an API key" check.err
+'
+
+test_expect_success '--dry-run plans and reports, and takes it all back' '
+    test_when_finished drain &&
+    cw enqueue noop --chunks 3 --param items=3 --dry-run >dry.json &&
+    test_json_eq dry.json "[.dryRun, .chunks]" "[true,3]" &&
+    q "SELECT count(*) FROM sync_queue WHERE id = $(jq .id dry.json)" >actual &&
+    echo 0 >expect &&
+    test_cmp expect actual &&
+    id=$(enqueue --chunks 2 --param items=2) &&
+    cw cancel "$id" -n >dry.json &&
+    test_json_eq dry.json "[.cancelled, .status, .dryRun]" "[true,\"cancelled\",true]" &&
+    job "$id" status >actual &&
+    echo pending >expect &&
+    test_cmp expect actual &&
+    test_expect_code 64 cw run --dry-run 2>err &&
+    test_grep "run has no --dry-run" err
+'
+
 test_expect_success 'bad command lines and job ids are refused with the reason' '
     test_expect_code 64 cw 2>err &&
     test_grep "no command given" err &&
@@ -322,6 +345,9 @@ test_expect_success 'bad command lines and job ids are refused with the reason' 
     test_expect_code 78 cw run --kinds push 2>err &&
     test_grep "the push kind needs an API key" err &&
     test_expect_code 64 cw rescue now 2>err &&
+    test_expect_code 64 cw enqueue noop --webhook ftp://127.0.0.1/hook 2>err &&
+    test_grep "must be an http:// or https:// URL" err &&
+    test_grep "Try \"chunk-worker --help\"" err &&
     q "SELECT count(*) FROM sync_queue WHERE status = '\''pending'\''" >actual &&
     echo 0 >expect &&
     test_cmp expect actual
