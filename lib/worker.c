@@ -126,8 +126,13 @@ static void watch_poke(struct watch *w)
 		log_debug("could not wake the watch thread: %s", strerror(errno));
 }
 
-static int listen_for_work(struct db *db, struct cw_error *err)
+/* The watch connection's session: short waits, and the channel. Again
+ * after every reconnect. */
+static int watch_session(struct db *db, struct cw_error *err)
 {
+	if (db_exec(db, "SET lock_timeout = '5s'", 0, NULL, err) < 0 ||
+	    db_exec(db, "SET idle_in_transaction_session_timeout = '60s'", 0, NULL, err) < 0)
+		return -1;
 	return db_exec(db, "LISTEN " QUEUE_CHANNEL, 0, NULL, err);
 }
 
@@ -156,7 +161,7 @@ static bool drain_notifications(struct watch *w)
 static void watch_reconnect(struct watch *w)
 {
 	struct cw_error err = { 0 };
-	if (db_reconnect(w->db, &err) < 0 || listen_for_work(w->db, &err) < 0)
+	if (db_reconnect(w->db, &err) < 0 || watch_session(w->db, &err) < 0)
 		log_warning("the watch connection: %s", err.msg);
 	/* Anything may have been missed meanwhile. */
 	pthread_mutex_lock(&w->mu);
@@ -269,10 +274,7 @@ static int watch_start(struct watch *w, const struct cw_config *cfg, const struc
 		cw_error_set(err, CW_EXIT_SOFTWARE, "pipe: %s", strerror(errno));
 		return 0;
 	}
-	if (!(w->db = db_connect(cfg, PROGRAM, err)) ||
-	    db_exec(w->db, "SET lock_timeout = '5s'", 0, NULL, err) < 0 ||
-	    db_exec(w->db, "SET idle_in_transaction_session_timeout = '60s'", 0, NULL, err) < 0 ||
-	    listen_for_work(w->db, err) < 0)
+	if (!(w->db = db_connect(cfg, PROGRAM, err)) || watch_session(w->db, err) < 0)
 		return 0;
 	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
 		cw_error_set(err, CW_EXIT_SOFTWARE, "could not start the watch thread");
@@ -383,17 +385,27 @@ static bool kinds_need(const char *kinds, bool api)
 	return false;
 }
 
+/* The work connection's session: a chunk's transaction may wait on the
+ * API, never for long on a lock. Again after every reconnect. */
+static int work_session(struct db *db, struct cw_error *err)
+{
+	if (db_exec(db, "SET lock_timeout = '30s'", 0, NULL, err) < 0)
+		return -1;
+	return db_exec(db, "SET idle_in_transaction_session_timeout = '15min'", 0, NULL, err);
+}
+
+static int work_reconnect(struct worker *wk, struct cw_error *err)
+{
+	return db_reconnect(wk->db, err) < 0 || work_session(wk->db, err) < 0 ? -1 : 0;
+}
+
 /* Connections, clients and session settings. */
 static int worker_open(struct worker *wk, struct cw_error *err)
 {
 	const struct cw_config *cfg = wk->cfg;
 
-	if (!(wk->db = db_connect(cfg, PROGRAM, err)) || migrate_check(wk->db, err) < 0)
-		return -1;
-	/* A chunk's transaction may wait on the API, never for long on a lock. */
-	if (db_exec(wk->db, "SET lock_timeout = '30s'", 0, NULL, err) < 0 ||
-	    db_exec(wk->db, "SET idle_in_transaction_session_timeout = '15min'", 0, NULL, err) < 0 ||
-	    !(wk->run_id = job_new_run_id(wk->db, err)))
+	if (!(wk->db = db_connect(cfg, PROGRAM, err)) || migrate_check(wk->db, err) < 0 ||
+	    work_session(wk->db, err) < 0 || !(wk->run_id = job_new_run_id(wk->db, err)))
 		return -1;
 	if (chunk_tools_open(&wk->tools, cfg, wk->db, kinds_need(wk->o->kinds, true),
 			     kinds_need(wk->o->kinds, false), PROGRAM, err) < 0)
@@ -427,7 +439,7 @@ static int db_trouble(struct worker *wk, struct cw_error *err)
 		return 0;
 	if (db_connection_lost(wk->db)) {
 		log_warning("%s; reconnecting", err->msg);
-		return db_reconnect(wk->db, err);
+		return work_reconnect(wk, err);
 	}
 	if (++wk->db_errors >= MAX_DB_ERRORS)
 		return -1;
@@ -466,7 +478,7 @@ static void maintenance(struct worker *wk)
 	if (queue_rescue(wk->db, &rescued, &err) < 0) {
 		log_warning("rescue: %s", err.msg);
 		if (db_connection_lost(wk->db))
-			db_reconnect(wk->db, &err);
+			work_reconnect(wk, &err);
 		return;
 	}
 	if (rescued > 0) {
@@ -548,7 +560,7 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 		 * rather than the one it was meant for: say it again. */
 		if (strcmp(db_sqlstate(wk->db), "57014") == 0)
 			continue;
-		if (!db_connection_lost(wk->db) || db_reconnect(wk->db, &err) < 0)
+		if (!db_connection_lost(wk->db) || work_reconnect(wk, &err) < 0)
 			break;
 	}
 	log_warning("chunk %d of job %lld: %s (the lease will expire and the chunk be rescued)",

@@ -280,6 +280,25 @@ test_expect_success 'a worker waiting for work wakes when a job arrives' '
     test_json_eq idle.json "[.completed, .end]" "[2,\"stopped\"]"
 '
 
+test_expect_success 'a worker outlives a restart of the database' '
+    test_when_finished drain &&
+    start_worker survivor --kinds noop --max-duration 120 &&
+    psql_await "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                WHERE application_name = '\''chunk-worker'\'' AND query LIKE '\''LISTEN%'\'')" &&
+    stop_postgres &&
+    start_postgres &&
+    id=$(enqueue --chunks 2 --param items=2) &&
+    psql_await "SELECT status = '\''completed'\'' FROM sync.sync_queue WHERE id = $id" &&
+    # both connections came back with their sessions
+    psql_await "SELECT count(*) = 2 FROM pg_stat_activity
+                WHERE application_name = '\''chunk-worker'\''" &&
+    kill -TERM "$(cat survivor.pid)" &&
+    wait_worker survivor &&
+    test "$(cat survivor.rc)" = 3 &&
+    test_json_eq survivor.json .completed 2 &&
+    test_grep "reconnected to the database" survivor.err
+'
+
 test_expect_success 'prune deletes the jobs that ended, with their chunks' '
     ended=$(q "SELECT count(*) FROM sync_queue WHERE status <> ALL ('\''{pending,processing}'\'')") &&
     test "$ended" -gt 0 &&
