@@ -122,6 +122,30 @@ static json_t *result_of(const struct reconcile_counts *k, size_t rows, json_t *
 			 (json_int_t)k->errors, "errorList", json_array_size(errors) ? errors : NULL);
 }
 
+/* The managed groups' ids a worker resolved for a job, kept for its later
+ * chunks of that job: a run asks B for them once, as enterprise-sync's
+ * does, not once per chunk. */
+static struct {
+	long long parent_id;
+	json_t *ids;
+} groups_seen;
+
+static void groups_reuse(struct reconcile *rec, long long parent_id)
+{
+	if (groups_seen.ids && groups_seen.parent_id == parent_id)
+		reconcile_use_group_ids(rec, groups_seen.ids);
+}
+
+static void groups_keep(const struct reconcile *rec, long long parent_id)
+{
+	const json_t *ids = reconcile_group_ids(rec);
+	if (!ids)
+		return;
+	json_decref(groups_seen.ids);
+	groups_seen.ids = json_deep_copy(ids);
+	groups_seen.parent_id = parent_id;
+}
+
 static int push_run(const struct chunk_env *env, const struct queue_chunk *chunk, json_t **result,
 		    struct cw_error *err)
 {
@@ -138,6 +162,7 @@ static int push_run(const struct chunk_env *env, const struct queue_chunk *chunk
 	struct reconcile_options ro = { .direction = CW_DIR_A_TO_B, .resubscribe = resubscribe };
 	struct reconcile *rec = reconcile_new(env->db, env->ml, env->cfg, env->store, env->program,
 					      env->run_id, &ro);
+	groups_reuse(rec, chunk->parent_id);
 	json_t *rows = NULL, *subs = json_array(), *report = json_object();
 	struct contact_ref *refs = NULL;
 	size_t n = 0;
@@ -162,6 +187,7 @@ static int push_run(const struct chunk_env *env, const struct queue_chunk *chunk
 	    reconcile_contacts(rec, refs, n, &counts, report, NULL, err) < 0)
 		goto out;
 	*result = result_of(&counts, n, report);
+	groups_keep(rec, chunk->parent_id);
 	rc = 0;
 out:
 	free(refs);

@@ -328,6 +328,18 @@ void reconcile_counts_add(struct reconcile_counts *to, const struct reconcile_co
 
 /* ---- groups ---- */
 
+const json_t *reconcile_group_ids(const struct reconcile *r)
+{
+	return r->groups_ready ? r->group_ids : NULL;
+}
+
+void reconcile_use_group_ids(struct reconcile *r, const json_t *ids)
+{
+	json_decref(r->group_ids);
+	r->group_ids = json_deep_copy(ids);
+	r->groups_ready = true;
+}
+
 int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err)
 {
 	const struct cw_config *cfg = r->cfg;

@@ -108,6 +108,12 @@ void reconcile_free(struct reconcile *r);
  * write to B needs a group id, so a run that changes no group asks nothing. */
 int reconcile_resolve_groups(struct reconcile *r, struct cw_error *err);
 
+/* The managed groups' ids ({name: id}, borrowed) once resolved, else NULL;
+ * and the same handed to another reconcile of the same run (copied), so
+ * that a run split over several reconciles asks B for them once. */
+const json_t *reconcile_group_ids(const struct reconcile *r);
+void reconcile_use_group_ids(struct reconcile *r, const json_t *ids);
+
 /*
  * Reconcile n contacts inside the caller's transaction. Counts are added to
  * *counts. report (borrowed, may be NULL) is a JSON object whose arrays

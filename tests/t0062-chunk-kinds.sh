@@ -541,4 +541,28 @@ test_expect_success 'a parameter the kind does not take is a usage error; nothin
     test_cmp before after
 '
 
+# ---------------------------------------------------------------------------
+# 8. Managed groups: a worker asks B for their ids once per job, not once a
+# chunk. The small world of t0040 (it replaces this file's tables).
+
+# shellcheck source=tests/lib-world.sh
+. "$TEST_ROOT/tests/lib-world.sh"
+
+test_expect_success 'push with managed groups: one GET /groups for all the chunks of a worker' '
+    fresh &&
+    a_set ann@example.com groups "{Customers,Newsletter}" &&
+    a_set cat@example.com groups "{}" &&
+    a_set dan@example.com groups "{Newsletter}" &&
+    chunk-worker -c "$TRASH/cw.conf" enqueue push --chunk-size 1 >enq.json &&
+    test_json_eq enq.json .chunks 5 &&
+    chunk-worker -c "$TRASH/cw.conf" run --until-empty >run.json 2>run.err &&
+    test_json_eq run.json "[.completed, .failed, .recordErrors]" "[5,0,0]" &&
+    api_requests | grep -c "^GET /api/groups" >actual &&
+    echo 1 >expect &&
+    test_cmp expect actual &&
+    test "$(b_groups ann@example.com)" = Customers,Newsletter,VIP &&
+    test "$(b_groups cat@example.com)" = "" &&
+    test "$(b_groups dan@example.com)" = Newsletter
+'
+
 test_done
