@@ -869,6 +869,26 @@ ml_api() {
     return "$test_ml_ret_"
 }
 
+# test_await_port_ NAME PID PORT_FILE LOG: wait (~10 s at the most) until
+# the helper NAME, started as PID, has written the port it listens on to
+# PORT_FILE; else say why (its LOG when it exited) and fail.
+test_await_port_() {
+    test_await_port_tries_=0
+    until test -s "$3"; do
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "$1 exited before it listened:" >&2
+            cat "$4" >&2
+            return 1
+        fi
+        test_await_port_tries_=$((test_await_port_tries_ + 1))
+        if test "$test_await_port_tries_" -gt 100; then
+            echo "$1 wrote no port within 10 s" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 # ---------------------------------------------------------------------------
 # A slow path to the cluster (tests/helpers/latency-proxy), for the tests of
 # what a program does when the database answers late.
@@ -894,21 +914,10 @@ start_proxy() {
         test_atexit 'stop_proxy'
         test_proxy_registered_=t
     fi
-    test_proxy_tries_=0
-    until test -s "$TRASH/proxy.port"; do
-        if ! kill -0 "$PROXY_PID" 2>/dev/null; then
-            echo "latency-proxy exited before it listened:" >&2
-            cat "$TRASH/proxy.log" >&2
-            PROXY_PID=
-            return 1
-        fi
-        test_proxy_tries_=$((test_proxy_tries_ + 1))
-        if test "$test_proxy_tries_" -gt 100; then
-            echo "latency-proxy wrote no port within 10 s" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
+    if ! test_await_port_ latency-proxy "$PROXY_PID" "$TRASH/proxy.port" "$TRASH/proxy.log"; then
+        PROXY_PID=
+        return 1
+    fi
     PROXY_PORT=$(cat "$TRASH/proxy.port")
     # shellcheck disable=SC2034 # for the test files
     PROXY_CONNINFO="host=127.0.0.1 port=$PROXY_PORT user=$PGUSER dbname=$PGDATABASE connect_timeout=10"
@@ -951,21 +960,11 @@ start_webhook_receiver() {
             wait "$WEBHOOK_PID"; fi'
         test_webhook_registered_=t
     fi
-    test_webhook_tries_=0
-    until test -s "$TRASH/webhook.port"; do
-        if ! kill -0 "$WEBHOOK_PID" 2>/dev/null; then
-            echo "webhook-receiver exited before it listened:" >&2
-            cat "$TRASH/webhook.err" >&2
-            WEBHOOK_PID=
-            return 1
-        fi
-        test_webhook_tries_=$((test_webhook_tries_ + 1))
-        if test "$test_webhook_tries_" -gt 100; then
-            echo "webhook-receiver wrote no port within 10 s" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
+    if ! test_await_port_ webhook-receiver "$WEBHOOK_PID" "$TRASH/webhook.port" \
+        "$TRASH/webhook.err"; then
+        WEBHOOK_PID=
+        return 1
+    fi
     WEBHOOK_PORT=$(cat "$TRASH/webhook.port")
     # shellcheck disable=SC2034 # for the test files
     WEBHOOK_URL=http://127.0.0.1:$WEBHOOK_PORT/hook
