@@ -159,7 +159,10 @@ static int push_run(const struct chunk_env *env, const struct queue_chunk *chunk
 		*result = result_of(&counts, 0, NULL);
 		return 0;
 	}
-	struct reconcile_options ro = { .direction = CW_DIR_A_TO_B, .resubscribe = resubscribe };
+	struct reconcile_options ro = { .direction = CW_DIR_A_TO_B,
+					.resubscribe = resubscribe,
+					.should_stop = env->should_stop,
+					.stop_arg = env->stop_arg };
 	struct reconcile *rec = reconcile_new(env->db, env->ml, env->cfg, env->store, env->program,
 					      env->run_id, &ro);
 	groups_reuse(rec, chunk->parent_id);

@@ -802,6 +802,10 @@ static void record_b_refusal(struct contact *c, const struct ml_batch_item *item
 static int call_batch(struct reconcile *r, const json_t *requests, struct ml_batch_result *res,
 		      struct cw_error *err)
 {
+	if (r->opts.should_stop && r->opts.should_stop(r->opts.stop_arg)) {
+		memset(res, 0, sizeof(*res));
+		return cw_error_set(err, CW_EXIT_PARTIAL, "stopped before a batch");
+	}
 	if (ml_batch(r->ml, requests, res, err) < 0)
 		return -1;
 	if (res->status == 200)

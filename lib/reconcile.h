@@ -47,6 +47,11 @@ struct reconcile_options {
 				      * not after the shadow's synced_at, B's updated_at
 				      * the one in b_snapshot, and both sides' values
 				      * those of the shadow */
+	/* Asked before each /batch (may be NULL): true stops the work with
+	 * CW_EXIT_PARTIAL, so that a chunk whose lease is lost sends no
+	 * more writes. */
+	bool (*should_stop)(void *arg);
+	void *stop_arg;
 };
 
 /* One contact to reconcile, borrowed: B's subscriber object when B has it

@@ -499,6 +499,46 @@ test_expect_success 'a job cancelled while its chunk runs: lease lost, nothing c
     nothing_committed slow
 '
 
+# write_batches: the /batch requests that wrote (a POST or PUT inside),
+# since the log was cleared.
+write_batches() {
+    ml_control GET log |
+        jq -c 'select(.path == "/api/batch")
+                  | select([.body.requests[].method] | any(. == "POST" or . == "PUT"))' |
+        wc -l | tr -d " "
+}
+
+test_expect_success 'cancelled during its writes to B, a chunk sends no further batch' '
+    ml_control DELETE log >/dev/null &&
+    new_rows late 120 eeeeeeee-eeee-eeee-eeee- &&
+    psql_q "SELECT count(*) FROM sync.sync_shadow" >shadows.before &&
+    # Every /batch 2 s late; a lease of 2 s is renewed every 0.7 s. The
+    # 120 creates take three batches: cancelled once the first is answered,
+    # the chunk lets the one in flight end and sends no third.
+    ml_control POST faults "{\"rules\":[{\"method\":\"POST\",\"path_prefix\":\"/api/batch\",
+                                      \"kind\":\"latency\",\"ms\":2000,\"count\":-1}]}" \
+        >/dev/null &&
+    test_when_finished "ml_control DELETE faults >/dev/null" &&
+    push enqueue push --chunk-size 1000 >enq.json &&
+    LATE=$(jq -r .id enq.json) &&
+    { chunk-worker -c push.conf run --until-empty --lease 2 >late-run.json 2>late-run.err & } &&
+    pid=$! &&
+    test_when_finished "kill $pid 2>/dev/null || :" &&
+    tries=0 &&
+    until test "$(write_batches)" -ge 1; do
+        tries=$((tries + 1)) &&
+        test "$tries" -le 300 || return 1
+        sleep 0.1
+    done &&
+    push cancel $LATE >cancel.json &&
+    { wait $pid; echo $? >run.status; } &&
+    test_json_eq late-run.json .lost 1 &&
+    write_batches >actual &&
+    echo 2 >expect &&
+    test_cmp expect actual &&
+    nothing_committed late
+'
+
 # ---------------------------------------------------------------------------
 # 7. Bad input.
 
