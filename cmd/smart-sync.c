@@ -299,18 +299,8 @@ static int read_b(struct run *run, const json_t *rows, json_t **subscribers, str
 {
 	size_t n = json_array_size(rows);
 
-	*subscribers = json_array();
-	for (size_t start = 0; start < n; start += ML_BATCH_MAX) {
-		json_t *slice = json_array(), *got = NULL;
-		for (size_t i = start; i < n && i < start + ML_BATCH_MAX; i++)
-			json_array_append(slice, json_array_get(rows, i));
-		int rc = reconcile_fetch_b(run->rec, slice, &got, err);
-		json_decref(slice);
-		if (rc < 0)
-			return -1;
-		json_array_extend(*subscribers, got);
-		json_decref(got);
-	}
+	if (reconcile_fetch_b(run->rec, rows, subscribers, err) < 0)
+		return -1;
 	if (!opt_repair)
 		return 0;
 	/* By email, for the linked rows B no longer has under their id. */
@@ -324,18 +314,10 @@ static int read_b(struct run *run, const json_t *rows, json_t **subscribers, str
 			which[k++] = i;
 		}
 	}
-	int rc = 0;
-	for (size_t start = 0; rc == 0 && start < k; start += ML_BATCH_MAX) {
-		json_t *slice = json_array();
-		for (size_t j = start; j < k && j < start + ML_BATCH_MAX; j++)
-			json_array_append(slice, json_array_get(again, j));
-		rc = reconcile_fetch_b(run->rec, slice, &found, err);
-		for (size_t j = start; rc == 0 && j < k && j < start + ML_BATCH_MAX; j++)
-			json_array_set(*subscribers, which[j], json_array_get(found, j - start));
-		json_decref(slice);
-		json_decref(found);
-		found = NULL;
-	}
+	int rc = reconcile_fetch_b(run->rec, again, &found, err);
+	for (size_t j = 0; rc == 0 && j < k; j++)
+		json_array_set(*subscribers, which[j], json_array_get(found, j));
+	json_decref(found);
 	json_decref(again);
 	free(which);
 	return rc;

@@ -90,27 +90,6 @@ static bool chunk_range(const struct queue_chunk *c, const char **from, const ch
 	return true;
 }
 
-/* B's records of the rows, a /batch of reads per ML_BATCH_MAX. */
-static int read_b(const struct chunk_env *env, struct reconcile *rec, const json_t *rows,
-		  json_t *subscribers, struct cw_error *err)
-{
-	size_t n = json_array_size(rows);
-	for (size_t start = 0; start < n; start += ML_BATCH_MAX) {
-		if (env->should_stop(env->stop_arg))
-			return cw_error_set(err, CW_EXIT_PARTIAL, "stopped");
-		json_t *slice = json_array(), *got = NULL;
-		for (size_t i = start; i < n && i < start + ML_BATCH_MAX; i++)
-			json_array_append(slice, json_array_get(rows, i));
-		int rc = reconcile_fetch_b(rec, slice, &got, err);
-		json_decref(slice);
-		if (rc < 0)
-			return -1;
-		json_array_extend(subscribers, got);
-		json_decref(got);
-	}
-	return 0;
-}
-
 static json_t *result_of(const struct reconcile_counts *k, size_t rows, json_t *report)
 {
 	json_t *errors = json_object_get(report, "errors");
@@ -166,12 +145,15 @@ static int push_run(const struct chunk_env *env, const struct queue_chunk *chunk
 	struct reconcile *rec = reconcile_new(env->db, env->ml, env->cfg, env->store, env->program,
 					      env->run_id, &ro);
 	groups_reuse(rec, chunk->parent_id);
-	json_t *rows = NULL, *subs = json_array(), *report = json_object();
+	json_t *rows = NULL, *subs = NULL, *report = json_object();
 	struct contact_ref *refs = NULL;
 	size_t n = 0;
 	int rc = -1;
 
-	if (reconcile_a_range(rec, from, to, &rows, err) < 0 || read_b(env, rec, rows, subs, err) < 0)
+	/* The reads, like the writes, stop at the first /batch after a lost
+	 * lease (reconcile_options.should_stop). */
+	if (reconcile_a_range(rec, from, to, &rows, err) < 0 ||
+	    reconcile_fetch_b(rec, rows, &subs, err) < 0)
 		goto out;
 	n = json_array_size(rows);
 	refs = xcalloc(n ? n : 1, sizeof(*refs));

@@ -1566,48 +1566,58 @@ int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, str
 	return 0;
 }
 
-int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscribers,
-		      struct cw_error *err)
+/* One /batch of GETs for rows[start, end), their answers appended to
+ * subscribers. */
+static int fetch_b_slice(struct reconcile *r, const json_t *rows, size_t start, size_t end,
+			 json_t *subscribers, struct cw_error *err)
 {
-	json_t *requests = json_array(), *row;
+	json_t *requests = json_array();
 	struct ml_batch_result res;
-	size_t i;
 
-	*subscribers = NULL;
-	json_array_foreach(rows, i, row) {
+	for (size_t i = start; i < end; i++) {
+		const json_t *row = json_array_get(rows, i);
 		const char *b = jsonget_string(row, "b");
 		char *path = subscriber_path(b ? b : jsonget_string(row, "e"), NULL);
 		json_array_append_new(requests, ml_batch_request("GET", path, NULL));
 		free(path);
 	}
-	if (!json_array_size(requests)) {
-		json_decref(requests);
-		*subscribers = json_array();
-		return 0;
-	}
 	int rc = call_batch(r, requests, &res, err);
 	json_decref(requests);
 	if (rc < 0)
 		return -1;
-	*subscribers = json_array();
-	for (i = 0; i < res.n; i++) {
+	for (size_t i = 0; i < res.n; i++) {
 		const struct ml_batch_item *item = &res.items[i];
 		const char *id = item->data ? jsonget_string(item->data, "id") : NULL;
 		const char *email = item->data ? jsonget_string(item->data, "email") : NULL;
 		if (item->code == 200 && id && record_id_valid(id) && email) {
-			json_array_append(*subscribers, (json_t *)item->data);
+			json_array_append(subscribers, (json_t *)item->data);
 		} else if (item->code == 404) {
-			json_array_append_new(*subscribers, json_null());
+			json_array_append_new(subscribers, json_null());
 		} else {
 			cw_error_set(err, CW_EXIT_UNAVAILABLE,
 				     "MailerLite answered %ld to reading a subscriber%s%s", item->code,
 				     item->message ? ": " : "", item->message ? item->message : "");
-			json_decref(*subscribers);
-			*subscribers = NULL;
 			ml_batch_result_release(&res);
 			return -1;
 		}
 	}
 	ml_batch_result_release(&res);
+	return 0;
+}
+
+int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscribers,
+		      struct cw_error *err)
+{
+	size_t n = json_array_size(rows);
+
+	*subscribers = json_array();
+	for (size_t start = 0; start < n; start += ML_BATCH_MAX) {
+		size_t end = n - start > ML_BATCH_MAX ? start + ML_BATCH_MAX : n;
+		if (fetch_b_slice(r, rows, start, end, *subscribers, err) < 0) {
+			json_decref(*subscribers);
+			*subscribers = NULL;
+			return -1;
+		}
+	}
 	return 0;
 }

@@ -165,8 +165,8 @@ int reconcile_a_range(struct reconcile *r, const char *from_key, const char *to_
  * two A rows share gets no key. */
 int reconcile_find(struct reconcile *r, const json_t *emails, json_t **rows, struct cw_error *err);
 
-/* Read the B records of A rows from reconcile_a_changes (borrowed array,
- * at most ML_BATCH_MAX) through one /batch of GETs, by B id when linked,
+/* Read the B records of A rows from reconcile_a_changes (borrowed array)
+ * through a /batch of GETs per ML_BATCH_MAX rows, by B id when linked,
  * else by email. *subscribers gets a new array, one element per row: the
  * subscriber object, or null when B has none (404). */
 int reconcile_fetch_b(struct reconcile *r, const json_t *rows, json_t **subscribers,
