@@ -292,22 +292,10 @@ static json_t *run(const struct cw_config *cfg, int argc, int *status, struct cw
 	if (rc < 0)
 		return NULL;
 	const struct worker_stats *s = &ps.sum;
-	const struct {
-		const char *key;
-		long long value;
-	} figures[] = {
-		{ "claimed", s->claimed },	{ "completed", s->completed },
-		{ "failed", s->failed },	{ "retried", s->retried },
-		{ "released", s->released },	{ "lost", s->lost },
-		{ "items", s->items },		{ "recordErrors", s->record_errors },
-		{ "rescued", s->rescued },	{ "jobsEnded", s->jobs_ended },
-		{ "webhooks", s->webhooks },
-	};
 	json_t *out = json_pack("{s:b, s:i}", "ok",
 				s->failed == 0 && !ps.workers_failed && !ps.workers_killed, "workers",
 				ps.workers);
-	for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
-		json_object_set_new(out, figures[i].key, json_integer(figures[i].value));
+	json_object_update_new(out, worker_stats_json(s));
 	json_object_set_new(out, "end", json_string(end_name(ps.end)));
 	json_object_set_new(out, "durationMs", json_integer(cli_now_ms() - started));
 	if (ps.workers_failed)

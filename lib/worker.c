@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,6 +37,58 @@
 #define WATCH_TICK_MS 200L
 /* Database errors in a row (the connection up) before the worker gives up. */
 #define MAX_DB_ERRORS 10
+
+/* ---- the figures ---- */
+
+static const struct {
+	const char *name;
+	size_t offset;
+} stat_fields[] = {
+#define STAT(name, member) { name, offsetof(struct worker_stats, member) }
+	STAT("claimed", claimed),	  STAT("completed", completed),
+	STAT("failed", failed),		  STAT("retried", retried),
+	STAT("released", released),	  STAT("lost", lost),
+	STAT("items", items),		  STAT("recordErrors", record_errors),
+	STAT("rescued", rescued),	  STAT("jobsEnded", jobs_ended),
+	STAT("webhooks", webhooks),
+#undef STAT
+};
+#define NSTATS (sizeof(stat_fields) / sizeof(stat_fields[0]))
+
+static long long *stat_at(struct worker_stats *s, size_t i)
+{
+	return (long long *)((char *)s + stat_fields[i].offset);
+}
+
+static long long stat_of(const struct worker_stats *s, size_t i)
+{
+	return *(const long long *)((const char *)s + stat_fields[i].offset);
+}
+
+json_t *worker_stats_json(const struct worker_stats *s)
+{
+	json_t *obj = json_object();
+	for (size_t i = 0; i < NSTATS; i++)
+		json_object_set_new(obj, stat_fields[i].name,
+				    json_integer(stat_of(s, i)));
+	return obj;
+}
+
+void worker_stats_from_json(const json_t *obj, struct worker_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < NSTATS; i++) {
+		const json_t *v = json_object_get(obj, stat_fields[i].name);
+		if (json_is_integer(v))
+			*stat_at(s, i) = json_integer_value(v);
+	}
+}
+
+void worker_stats_add(struct worker_stats *to, const struct worker_stats *s)
+{
+	for (size_t i = 0; i < NSTATS; i++)
+		*stat_at(to, i) += stat_of(s, i);
+}
 
 /* ---- the kinds this worker takes ---- */
 
@@ -521,12 +574,7 @@ static void log_run(struct worker *wk, const char *action, const struct worker_s
 	json_t *detail = json_pack("{s:s, s:s}", "worker", queue_worker_id(), "kinds", wk->o->kinds);
 
 	if (st)
-		json_object_update_new(
-			detail, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "completed",
-					  (json_int_t)st->completed, "failed", (json_int_t)st->failed,
-					  "retried", (json_int_t)st->retried, "released",
-					  (json_int_t)st->released, "lost", (json_int_t)st->lost,
-					  "rescued", (json_int_t)st->rescued));
+		json_object_update_new(detail, worker_stats_json(st));
 	if (!db_connection_lost(wk->db) &&
 	    job_log(wk->db, PROGRAM, wk->run_id, wk->cfg->namespace, "info", action, detail,
 		    &err) < 0)

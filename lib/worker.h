@@ -14,6 +14,7 @@
 #ifndef CW_WORKER_H
 #define CW_WORKER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -43,6 +44,15 @@ struct worker_stats {
 	long long jobs_ended;	  /* parents it finished */
 	long long webhooks;	  /* webhook deliveries it attempted */
 };
+
+/* The figures as a JSON object (new reference), named as `chunk-worker
+ * run` prints them: claimed, completed, failed, retried, released, lost,
+ * items, recordErrors, rescued, jobsEnded, webhooks. */
+json_t *worker_stats_json(const struct worker_stats *s);
+/* Back from such an object (its integer members; others are left 0). */
+void worker_stats_from_json(const json_t *obj, struct worker_stats *s);
+/* to += s, figure by figure. */
+void worker_stats_add(struct worker_stats *to, const struct worker_stats *s);
 
 enum worker_end {
 	WORKER_EMPTY,	 /* --until-empty and nothing left */

@@ -18,8 +18,8 @@
 
 #define MAX_WORKERS 64
 /* A child's report: "C what parent index start end\n" per chunk, then
- * "S claimed completed failed retried released lost items record_errors
- * rescued jobs_ended webhooks end\n", or "E code message\n" on an error. */
+ * "S end {figures}\n" (worker_stats_json), or "E code message\n" on an
+ * error. */
 #define LINE_MAX_LEN 1024
 
 static pid_t children[MAX_WORKERS];
@@ -60,28 +60,15 @@ static void child_main(const struct cw_config *cfg, const struct worker_options 
 		dprintf(fd, "E %d %s\n", err.code ? err.code : CW_EXIT_SOFTWARE, err.msg);
 		_exit(1);
 	}
-	dprintf(fd, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d\n", st.claimed,
-		st.completed, st.failed, st.retried, st.released, st.lost, st.items,
-		st.record_errors, st.rescued, st.jobs_ended, st.webhooks, (int)end);
+	json_t *figures = worker_stats_json(&st);
+	char *text = json_dumps(figures, JSON_COMPACT);
+	dprintf(fd, "S %d %s\n", (int)end, text ? text : "{}");
+	free(text);
+	json_decref(figures);
 	_exit(0);
 }
 
 /* ---- in the supervisor ---- */
-
-static void add_stats(struct worker_stats *to, const struct worker_stats *s)
-{
-	to->claimed += s->claimed;
-	to->completed += s->completed;
-	to->failed += s->failed;
-	to->retried += s->retried;
-	to->released += s->released;
-	to->lost += s->lost;
-	to->items += s->items;
-	to->record_errors += s->record_errors;
-	to->rescued += s->rescued;
-	to->jobs_ended += s->jobs_ended;
-	to->webhooks += s->webhooks;
-}
 
 /* The worst of two ends: a stop outranks a deadline, a deadline an empty queue. */
 static enum worker_end worse_end(enum worker_end a, enum worker_end b)
@@ -108,13 +95,14 @@ static void take_line(const struct worker_options *o, struct pool_stats *ps, str
 			   &c.start_offset, &c.end_offset) == 5)
 			o->on_chunk(o->arg, what, &c);
 	} else if (line[0] == 'S') {
-		struct worker_stats s = { 0 };
-		int end = 0;
-		if (sscanf(line, "S %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d",
-			   &s.claimed, &s.completed, &s.failed, &s.retried, &s.released, &s.lost,
-			   &s.items, &s.record_errors, &s.rescued, &s.jobs_ended, &s.webhooks,
-			   &end) == 12) {
-			add_stats(&ps->sum, &s);
+		struct worker_stats s;
+		int end = 0, at = 0;
+		json_t *figures = NULL;
+		if (sscanf(line, "S %d %n", &end, &at) >= 1 && at > 0 &&
+		    (figures = json_loads(line + at, 0, NULL))) {
+			worker_stats_from_json(figures, &s);
+			json_decref(figures);
+			worker_stats_add(&ps->sum, &s);
 			ps->end = worse_end(ps->end, (enum worker_end)end);
 			ch->reported = true;
 		}
