@@ -15,14 +15,27 @@
 
 static const char *const noop_keys[] = { "items", "sleep_ms", "fail_chunk", "fail_attempts", NULL };
 
+/* What a noop chunk does, from the job's params. */
+struct noop {
+	long long sleep_ms;	 /* how long each chunk takes */
+	long long fail_chunk;	 /* the chunk that fails, -1 every chunk, -2 none */
+	long long fail_attempts; /* the attempts of it that fail */
+};
+
+static int noop_params(const json_t *params, struct noop *n, struct cw_error *err)
+{
+	if (chunk_param_int(params, "sleep_ms", 0, 3600000, 0, &n->sleep_ms, err) < 0 ||
+	    chunk_param_int(params, "fail_chunk", -1, 1000000, -2, &n->fail_chunk, err) < 0)
+		return -1;
+	return chunk_param_int(params, "fail_attempts", 1, 1000, 1000, &n->fail_attempts, err);
+}
+
 static int noop_plan(const struct chunk_env *env, json_t *params, long long *total_items,
 		     struct cw_error *err)
 {
-	long long v;
+	struct noop n;
 	if (chunk_params_only(params, "noop", noop_keys, err) < 0 ||
-	    chunk_param_int(params, "sleep_ms", 0, 3600000, 0, &v, err) < 0 ||
-	    chunk_param_int(params, "fail_chunk", -1, 1000000, 0, &v, err) < 0 ||
-	    chunk_param_int(params, "fail_attempts", 1, 1000, 1000, &v, err) < 0 ||
+	    noop_params(params, &n, err) < 0 ||
 	    chunk_param_int(params, "items", 0, 1000000000000LL, 100, total_items, err) < 0)
 		return -1;
 	json_object_del(params, "items");
@@ -34,20 +47,17 @@ static int noop_plan(const struct chunk_env *env, json_t *params, long long *tot
 static int noop_run(const struct chunk_env *env, const struct queue_chunk *chunk, json_t **result,
 		    struct cw_error *err)
 {
-	long long sleep_ms = 0, fail_chunk = -2, fail_attempts = 1000;
-	const json_t *p = chunk->params;
+	struct noop n;
 
-	if (chunk_param_int(p, "sleep_ms", 0, 3600000, 0, &sleep_ms, err) < 0 ||
-	    chunk_param_int(p, "fail_chunk", -1, 1000000, -2, &fail_chunk, err) < 0 ||
-	    chunk_param_int(p, "fail_attempts", 1, 1000, 1000, &fail_attempts, err) < 0)
+	if (noop_params(chunk->params, &n, err) < 0)
 		return -1;
-	for (long long slept = 0; slept < sleep_ms; slept += 50) {
+	for (long long slept = 0; slept < n.sleep_ms; slept += 50) {
 		if (env->should_stop(env->stop_arg))
 			return cw_error_set(err, CW_EXIT_PARTIAL, "stopped after %lld ms", slept);
-		cli_sleep_ms(sleep_ms - slept < 50 ? (long)(sleep_ms - slept) : 50);
+		cli_sleep_ms(n.sleep_ms - slept < 50 ? (long)(n.sleep_ms - slept) : 50);
 	}
-	if ((fail_chunk == -1 || fail_chunk == chunk->chunk_index) &&
-	    chunk->attempts <= fail_attempts)
+	if ((n.fail_chunk == -1 || n.fail_chunk == chunk->chunk_index) &&
+	    chunk->attempts <= n.fail_attempts)
 		return cw_error_set(err, CW_EXIT_UNAVAILABLE, "chunk %d failed on purpose (attempt %d)",
 				    chunk->chunk_index, chunk->attempts);
 	*result = json_pack("{s:I}", "items", (json_int_t)(chunk->end_offset - chunk->start_offset));
