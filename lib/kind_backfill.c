@@ -150,23 +150,9 @@ static int job_totals(const struct chunk_env *env, const struct queue_chunk *c,
 {
 	static const char *const keys[] = { "rows",	"matched", "crosswalkCreated",
 					    "shadowsWritten", "onlyInB", "skipped" };
-	char parent[24];
-	snprintf(parent, sizeof(parent), "%lld", c->parent_id);
-	const char *p[] = { parent };
-	char *sql = xasprintf("SELECT coalesce(pg_catalog.jsonb_object_agg(e.key, e.total), '{}')"
-			      " FROM (SELECT e.key, sum((e.value)::text::numeric) AS total"
-			      "  FROM %s.chunked_sync_jobs c, pg_catalog.jsonb_each(c.result) e"
-			      "  WHERE c.parent_id = $1::bigint AND c.status = 'completed'"
-			      "    AND pg_catalog.jsonb_typeof(c.result) = 'object'"
-			      "    AND pg_catalog.jsonb_typeof(e.value) = 'number'"
-			      "  GROUP BY e.key) e",
-			      db_schema(env->db));
-	PGresult *res = db_query(env->db, sql, 1, p, err);
-	free(sql);
-	if (!res)
+	json_t *done = NULL;
+	if (queue_totals(env->db, c->parent_id, &done, err) < 0)
 		return -1;
-	json_t *done = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	PQclear(res);
 	*totals = json_object();
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const json_t *a = json_object_get(done, keys[i]), *b = json_object_get(mine, keys[i]);

@@ -297,6 +297,24 @@ int queue_report(struct db *db, long long id, json_t **report, struct cw_error *
 	return 1;
 }
 
+int queue_totals(struct db *db, long long id, json_t **totals, struct cw_error *err)
+{
+	char id_text[24];
+	ll_text(id_text, sizeof(id_text), id);
+	const char *params[] = { id_text };
+	PGresult *res = call(db, "cw_queue_totals", "SELECT %s.sync_job_totals($1::bigint)", 1,
+			     params, err);
+	if (!res)
+		return -1;
+	*totals = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	PQclear(res);
+	if (!json_is_object(*totals)) {
+		json_decref(*totals);
+		*totals = json_object();
+	}
+	return 0;
+}
+
 int queue_reports_recent(struct db *db, int limit, json_t **reports, struct cw_error *err)
 {
 	char n[16];

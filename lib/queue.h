@@ -86,6 +86,9 @@ int queue_rescue(struct db *db, int *rescued, struct cw_error *err);
 
 /* sync_job_report(): 1 with *report (new reference), 0 when no such job. */
 int queue_report(struct db *db, long long id, json_t **report, struct cw_error *err);
+/* sync_job_totals(): the numbers of the completed chunks' results, summed
+ * ({} when none), as a new object. */
+int queue_totals(struct db *db, long long id, json_t **totals, struct cw_error *err);
 /* Reports of the jobs not ended, and of those ended in the last day
  * (new array, newest first, at most limit). */
 int queue_reports_recent(struct db *db, int limit, json_t **reports, struct cw_error *err);

@@ -63,6 +63,20 @@ CREATE TRIGGER sync_queue_schedule_webhook
     BEFORE UPDATE OF status, webhook_status ON sync_queue
     FOR EACH ROW EXECUTE FUNCTION sync_queue_schedule_webhook();
 
+-- The numbers of a job's completed chunks' results, summed member by
+-- member ({"rows": 3300, "matched": 2600, ...}); {} when there are none.
+CREATE FUNCTION sync_job_totals(p_parent_id bigint)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    SELECT coalesce(jsonb_object_agg(t.key, t.total), '{}')
+    FROM (SELECT e.key, sum((e.value)::text::numeric) AS total
+          FROM chunked_sync_jobs c,
+               jsonb_each(CASE WHEN jsonb_typeof(c.result) = 'object'
+                               THEN c.result ELSE '{}' END) e
+          WHERE c.parent_id = p_parent_id AND c.status = 'completed'
+            AND jsonb_typeof(e.value) = 'number'
+          GROUP BY e.key) t
+$$;
+
 -- A job as one JSON document: its status, progress (percentage, current
 -- stage, ETA), chunks by status, the failed chunks with their last errors
 -- (the first 100), the chunks' results summed where they are numbers, and
@@ -90,14 +104,7 @@ RETURNS jsonb LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
                    FROM (SELECT * FROM chunked_sync_jobs c
                          WHERE c.parent_id = q.id AND c.status = 'failed'
                          ORDER BY c.chunk_index LIMIT 100) f), '[]'),
-        'totals', coalesce((SELECT jsonb_object_agg(t.key, t.total)
-                   FROM (SELECT e.key, sum((e.value)::text::numeric) AS total
-                         FROM chunked_sync_jobs c,
-                              jsonb_each(CASE WHEN jsonb_typeof(c.result) = 'object'
-                                              THEN c.result ELSE '{}' END) e
-                         WHERE c.parent_id = q.id AND c.status = 'completed'
-                           AND jsonb_typeof(e.value) = 'number'
-                         GROUP BY e.key) t), '{}'),
+        'totals', sync_job_totals(q.id),
         'created_at', q.created_at, 'started_at', q.started_at,
         'completed_at', q.completed_at, 'updated_at', q.updated_at,
         'webhook', CASE WHEN q.webhook_url IS NOT NULL THEN jsonb_build_object(
