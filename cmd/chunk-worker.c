@@ -397,12 +397,12 @@ static json_t *check_config(const struct cw_config *cfg, struct cw_error *err)
 	json_t *out = NULL;
 
 	if (kinds) {
-		/* "{a,b}" as a JSON array */
+		size_t n;
+		const struct chunk_kind *const *all = chunk_kinds(&n);
 		json_t *list = json_array();
-		char *save = NULL;
-		kinds[strlen(kinds) - 1] = '\0';
-		for (char *k = strtok_r(kinds + 1, ",", &save); k; k = strtok_r(NULL, ",", &save))
-			json_array_append_new(list, json_string(k));
+		for (size_t i = 0; i < n; i++)
+			if (worker_kind_listed(kinds, all[i]->name))
+				json_array_append_new(list, json_string(all[i]->name));
 		out = json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "schema", cfg->schema, "namespace",
 				cfg->namespace, "kinds", list);
 	}

@@ -154,6 +154,17 @@ char *worker_kinds(const struct cw_config *cfg, const char *requested, struct cw
 	return strbuf_detach(&list, NULL);
 }
 
+bool worker_kind_listed(const char *kinds, const char *name)
+{
+	size_t len = strlen(name);
+	/* Names are [a-z0-9_-]: each stands between '{' or ',' and ',' or '}'. */
+	for (const char *at = strstr(kinds, name); at; at = strstr(at + 1, name))
+		if (at > kinds && (at[-1] == '{' || at[-1] == ',') &&
+		    (at[len] == '}' || at[len] == ','))
+			return true;
+	return false;
+}
+
 /* ---- the watch thread: LISTEN and heartbeats on a connection of its own ---- */
 
 struct watch {
@@ -427,14 +438,10 @@ static bool kinds_need(const char *kinds, bool api)
 {
 	size_t n;
 	const struct chunk_kind *const *all = chunk_kinds(&n);
-	for (size_t i = 0; i < n; i++) {
-		const char *name = all[i]->name, *at = strstr(kinds, name);
-		size_t len = strlen(name);
-		bool listed = at && (at[-1] == '{' || at[-1] == ',') &&
-			      (at[len] == '}' || at[len] == ',');
-		if (listed && (api ? all[i]->needs_api : all[i]->needs_table))
+	for (size_t i = 0; i < n; i++)
+		if (worker_kind_listed(kinds, all[i]->name) &&
+		    (api ? all[i]->needs_api : all[i]->needs_table))
 			return true;
-	}
 	return false;
 }
 

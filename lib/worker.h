@@ -67,6 +67,9 @@ enum worker_end {
  * not). NULL with err when none is left. */
 char *worker_kinds(const struct cw_config *cfg, const char *requested, struct cw_error *err);
 
+/* Whether name is among the kinds of a literal from worker_kinds(). */
+bool worker_kind_listed(const char *kinds, const char *name);
+
 /* Work chunks until *end. Returns 0, or -1 with err when the worker could
  * not start or lost its database for good. */
 int worker_run(const struct cw_config *cfg, const struct worker_options *o,
