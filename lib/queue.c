@@ -58,6 +58,16 @@ static void ll_text(char *buf, size_t len, long long v)
 	snprintf(buf, len, "%lld", v);
 }
 
+/* A call whose one parameter is a job's id. */
+static PGresult *call_on(struct db *db, const char *name, const char *fmt, long long id,
+			 struct cw_error *err)
+{
+	char id_text[24];
+	ll_text(id_text, sizeof(id_text), id);
+	const char *params[] = { id_text };
+	return call(db, name, fmt, 1, params, err);
+}
+
 /* The fenced calls return one boolean row: 1 true, 0 false or null. */
 static int fenced_bool(PGresult *res)
 {
@@ -103,11 +113,8 @@ int queue_enqueue(struct db *db, const struct queue_job *job, long long *id, int
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	/* The function's rows are not in its own statement's snapshot. */
-	char id_text[24];
-	ll_text(id_text, sizeof(id_text), *id);
-	const char *by_id[] = { id_text };
-	if (!(res = call(db, "cw_queue_chunks", "SELECT total_chunks FROM %s.sync_queue"
-			 " WHERE id = $1::bigint", 1, by_id, err)))
+	if (!(res = call_on(db, "cw_queue_chunks",
+			    "SELECT total_chunks FROM %s.sync_queue WHERE id = $1::bigint", *id, err)))
 		return -1;
 	*chunks = PQntuples(res) == 1 ? (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	PQclear(res);
@@ -242,11 +249,8 @@ static const char *ended_status(const char *s)
 
 int queue_finish(struct db *db, long long parent_id, const char **ended, struct cw_error *err)
 {
-	char id[24];
-	ll_text(id, sizeof(id), parent_id);
-	const char *params[] = { id };
-	PGresult *res = call(db, "cw_queue_finish", "SELECT %s.finish_sync_job($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_finish", "SELECT %s.finish_sync_job($1::bigint)",
+				parent_id, err);
 	if (!res)
 		return -1;
 	*ended = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
@@ -258,11 +262,8 @@ int queue_finish(struct db *db, long long parent_id, const char **ended, struct 
 
 int queue_roll_up(struct db *db, long long parent_id, struct cw_error *err)
 {
-	char id[24];
-	ll_text(id, sizeof(id), parent_id);
-	const char *params[] = { id };
-	PGresult *res = call(db, "cw_queue_roll_up", "SELECT %s.roll_up_sync_job($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_roll_up", "SELECT %s.roll_up_sync_job($1::bigint)",
+				parent_id, err);
 	if (!res)
 		return -1;
 	PQclear(res);
@@ -281,11 +282,8 @@ int queue_rescue(struct db *db, int *rescued, struct cw_error *err)
 
 int queue_report(struct db *db, long long id, json_t **report, struct cw_error *err)
 {
-	char id_text[24];
-	ll_text(id_text, sizeof(id_text), id);
-	const char *params[] = { id_text };
-	PGresult *res = call(db, "cw_queue_report", "SELECT %s.sync_job_report($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_report", "SELECT %s.sync_job_report($1::bigint)",
+				id, err);
 	*report = NULL;
 	if (!res)
 		return -1;
@@ -299,11 +297,8 @@ int queue_report(struct db *db, long long id, json_t **report, struct cw_error *
 
 int queue_totals(struct db *db, long long id, json_t **totals, struct cw_error *err)
 {
-	char id_text[24];
-	ll_text(id_text, sizeof(id_text), id);
-	const char *params[] = { id_text };
-	PGresult *res = call(db, "cw_queue_totals", "SELECT %s.sync_job_totals($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_totals", "SELECT %s.sync_job_totals($1::bigint)",
+				id, err);
 	if (!res)
 		return -1;
 	*totals = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
@@ -340,11 +335,8 @@ int queue_reports_recent(struct db *db, int limit, json_t **reports, struct cw_e
 
 int queue_cancel(struct db *db, long long id, bool *cancelled, struct cw_error *err)
 {
-	char id_text[24];
-	ll_text(id_text, sizeof(id_text), id);
-	const char *params[] = { id_text };
-	PGresult *res = call(db, "cw_queue_cancel", "SELECT %s.cancel_sync_job($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_cancel", "SELECT %s.cancel_sync_job($1::bigint)",
+				id, err);
 	if (!res)
 		return -1;
 	*cancelled = fenced_bool(res) == 1;
@@ -353,11 +345,8 @@ int queue_cancel(struct db *db, long long id, bool *cancelled, struct cw_error *
 
 int queue_retry(struct db *db, long long id, int *requeued, struct cw_error *err)
 {
-	char id_text[24];
-	ll_text(id_text, sizeof(id_text), id);
-	const char *params[] = { id_text };
-	PGresult *res = call(db, "cw_queue_retry", "SELECT %s.retry_sync_job($1::bigint)", 1,
-			     params, err);
+	PGresult *res = call_on(db, "cw_queue_retry", "SELECT %s.retry_sync_job($1::bigint)",
+				id, err);
 	if (!res)
 		return -1;
 	*requeued = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
