@@ -461,20 +461,30 @@ test_expect_success 'the API back and the chunk due, a re-run completes it' '
 # ---------------------------------------------------------------------------
 # 6. Cancel while a chunk runs: the lease is lost, nothing is committed.
 
-test_expect_success 'a job cancelled while its chunk runs: lease lost, nothing committed' '
+# slow_push PREFIX UUID MS LEASE NAME: 120 new rows in A (emails PREFIX...,
+# keys UUID...), every /batch MS late, and a push job of them (its id in
+# JOB) worked in the background by a worker with --lease LEASE (its pid in
+# pid; its JSON in NAME.json, its stderr in NAME.err). The shadows are
+# counted first in shadows.before; the log is cleared.
+slow_push() {
     ml_control DELETE log >/dev/null &&
-    new_rows slow 120 ffffffff-ffff-ffff-ffff- &&
+    new_rows "$1" 120 "$2" &&
     psql_q "SELECT count(*) FROM sync.sync_shadow" >shadows.before &&
+    ml_control POST faults "{\"rules\":[{\"method\":\"POST\",\"path_prefix\":\"/api/batch\",
+                                      \"kind\":\"latency\",\"ms\":$3,\"count\":-1}]}" \
+        >/dev/null &&
+    push enqueue push --chunk-size 1000 >enq.json &&
+    JOB=$(jq -r .id enq.json) &&
+    { chunk-worker -c push.conf run --until-empty --lease "$4" >"$5.json" 2>"$5.err" & } &&
+    pid=$!
+}
+
+test_expect_success 'a job cancelled while its chunk runs: lease lost, nothing committed' '
+    test_when_finished "ml_control DELETE faults >/dev/null" &&
     # Every /batch 1 s late: the chunk of 120 new rows takes some 6 s, and
     # a lease of 3 s is renewed every second.
-    ml_control POST faults "{\"rules\":[{\"method\":\"POST\",\"path_prefix\":\"/api/batch\",
-                                      \"kind\":\"latency\",\"ms\":1000,\"count\":-1}]}" \
-        >/dev/null &&
-    test_when_finished "ml_control DELETE faults >/dev/null" &&
-    push enqueue push --chunk-size 1000 >enq.json &&
-    SLOW=$(jq -r .id enq.json) &&
-    { chunk-worker -c push.conf run --until-empty --lease 3 >cancel-run.json 2>cancel-run.err & } &&
-    pid=$! &&
+    slow_push slow ffffffff-ffff-ffff-ffff- 1000 3 cancel-run &&
+    SLOW=$JOB &&
     test_when_finished "kill $pid 2>/dev/null || :" &&
     psql_await "SELECT status = '\''processing'\'' FROM sync.chunked_sync_jobs
                 WHERE parent_id = $SLOW AND chunk_index = 3" &&
@@ -509,20 +519,12 @@ write_batches() {
 }
 
 test_expect_success 'cancelled during its writes to B, a chunk sends no further batch' '
-    ml_control DELETE log >/dev/null &&
-    new_rows late 120 eeeeeeee-eeee-eeee-eeee- &&
-    psql_q "SELECT count(*) FROM sync.sync_shadow" >shadows.before &&
+    test_when_finished "ml_control DELETE faults >/dev/null" &&
     # Every /batch 2 s late; a lease of 2 s is renewed every 0.7 s. The
     # 120 creates take three batches: cancelled once the first is answered,
     # the chunk lets the one in flight end and sends no third.
-    ml_control POST faults "{\"rules\":[{\"method\":\"POST\",\"path_prefix\":\"/api/batch\",
-                                      \"kind\":\"latency\",\"ms\":2000,\"count\":-1}]}" \
-        >/dev/null &&
-    test_when_finished "ml_control DELETE faults >/dev/null" &&
-    push enqueue push --chunk-size 1000 >enq.json &&
-    LATE=$(jq -r .id enq.json) &&
-    { chunk-worker -c push.conf run --until-empty --lease 2 >late-run.json 2>late-run.err & } &&
-    pid=$! &&
+    slow_push late eeeeeeee-eeee-eeee-eeee- 2000 2 late-run &&
+    LATE=$JOB &&
     test_when_finished "kill $pid 2>/dev/null || :" &&
     tries=0 &&
     until test "$(write_batches)" -ge 1; do
