@@ -589,6 +589,23 @@ static void log_run(struct worker *wk, const char *action, const struct worker_s
 	json_decref(detail);
 }
 
+/* What became of a chunk in a worker's hands. */
+enum outcome {
+	OUTCOME_NONE, /* not known yet: the chunk's work failed */
+	OUTCOME_COMPLETED,
+	OUTCOME_FAILED,	  /* for good */
+	OUTCOME_RETRY,	  /* back to pending after a backoff */
+	OUTCOME_RELEASED, /* handed back, unpenalized */
+	OUTCOME_LOST,	  /* the lease was gone: nothing written */
+};
+
+/* The names worker_options.on_chunk gets. */
+static const char *const outcome_names[] = {
+	[OUTCOME_NONE] = "none",	   [OUTCOME_COMPLETED] = "completed",
+	[OUTCOME_FAILED] = "failed",	   [OUTCOME_RETRY] = "retry",
+	[OUTCOME_RELEASED] = "released", [OUTCOME_LOST] = "lost",
+};
+
 static bool retryable(int code)
 {
 	return code != CW_EXIT_CONFIG && code != CW_EXIT_USAGE && code != CW_EXIT_DATAERR;
@@ -596,8 +613,8 @@ static bool retryable(int code)
 
 /* Record a chunk's failure (or hand it back), reconnecting once if the
  * connection went with the failure. */
-static const char *give_back(struct worker *wk, const struct queue_chunk *c,
-			     const struct cw_error *why)
+static enum outcome give_back(struct worker *wk, const struct queue_chunk *c,
+			      const struct cw_error *why)
 {
 	struct cw_error err = { 0 };
 	bool release = cli_interrupted();
@@ -608,9 +625,11 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 				   : queue_fail(wk->db, c, why->msg, retryable(why->code), &status,
 						&err);
 		if (held == 1)
-			return release ? "released" : strcmp(status, "failed") == 0 ? "failed" : "retry";
+			return release			    ? OUTCOME_RELEASED
+			       : strcmp(status, "failed") == 0 ? OUTCOME_FAILED
+							       : OUTCOME_RETRY;
 		if (held == 0)
-			return "lost";
+			return OUTCOME_LOST;
 		/* The interrupt's cancel request may land on this statement
 		 * rather than the one it was meant for: say it again. */
 		if (strcmp(db_sqlstate(wk->db), "57014") == 0)
@@ -620,20 +639,55 @@ static const char *give_back(struct worker *wk, const struct queue_chunk *c,
 	}
 	log_warning("chunk %d of job %lld: %s (the lease will expire and the chunk be rescued)",
 		    c->chunk_index, c->parent_id, err.msg);
-	return "lost";
+	return OUTCOME_LOST;
 }
 
 /* Complete the chunk with its writes, in the transaction run() left open;
  * a chunk that wrote nothing completes in a statement of its own. */
-static const char *complete(struct worker *wk, const struct queue_chunk *c, const json_t *result,
-			    long long ms, struct cw_error *err)
+static enum outcome complete(struct worker *wk, const struct queue_chunk *c,
+			     const json_t *result, long long ms, struct cw_error *err)
 {
 	const bool writes = db_in_transaction(wk->db);
 	int held = queue_complete(wk->db, c, result, ms, err);
 	if (held == 1 && (!writes || db_commit(wk->db, err) == 0))
-		return "completed";
+		return OUTCOME_COMPLETED;
 	db_rollback(wk->db);
-	return held == 0 ? "lost" : NULL;
+	return held == 0 ? OUTCOME_LOST : OUTCOME_NONE;
+}
+
+/* The worker's figures, and the log, for a chunk's outcome. */
+static void count_outcome(struct worker *wk, const struct queue_chunk *c, enum outcome what,
+			  const json_t *result, const struct cw_error *err)
+{
+	struct worker_stats *st = wk->stats;
+	const json_t *errors = json_object_get(result, "errors");
+
+	switch (what) {
+	case OUTCOME_COMPLETED:
+		st->completed++;
+		st->items += c->end_offset - c->start_offset;
+		if (json_is_integer(errors) && json_integer_value(errors) > 0)
+			st->record_errors += json_integer_value(errors);
+		return;
+	case OUTCOME_FAILED:
+	case OUTCOME_RETRY:
+		if (what == OUTCOME_FAILED)
+			st->failed++;
+		else
+			st->retried++;
+		log_warning("chunk %d of job %lld (attempt %d of %d): %s%s", c->chunk_index,
+			    c->parent_id, c->attempts, c->max_attempts, err->msg,
+			    what == OUTCOME_FAILED ? "; failed for good" : "; will retry");
+		return;
+	case OUTCOME_RELEASED:
+		st->released++;
+		log_info("chunk %d of job %lld handed back", c->chunk_index, c->parent_id);
+		return;
+	case OUTCOME_LOST:
+	case OUTCOME_NONE:
+		st->lost++;
+		return;
+	}
 }
 
 static void work_chunk(struct worker *wk, struct queue_chunk *c)
@@ -641,7 +695,6 @@ static void work_chunk(struct worker *wk, struct queue_chunk *c)
 	const struct chunk_kind *kind = chunk_kind_find(c->kind);
 	struct cw_error err = { 0 };
 	json_t *result = NULL;
-	const char *what;
 	long long started = cli_now_ms();
 
 	wk->stats->claimed++;
@@ -655,43 +708,20 @@ static void work_chunk(struct worker *wk, struct queue_chunk *c)
 	watch_hold(&wk->watch, c);
 	int rc = kind ? kind->run(&env, c, &result, &err)
 		      : cw_error_set(&err, CW_EXIT_CONFIG, "no kind \"%s\" in this build", c->kind);
-	if (rc == 0 && !atomic_load(&wk->watch.lost))
-		what = complete(wk, c, result, cli_now_ms() - started, &err);
-	else
-		what = atomic_load(&wk->watch.lost) ? "lost" : NULL;
+	enum outcome what = atomic_load(&wk->watch.lost) ? OUTCOME_LOST
+			    : rc == 0 ? complete(wk, c, result, cli_now_ms() - started, &err)
+				      : OUTCOME_NONE;
 	watch_drop(&wk->watch);
-	if (!what) {
+	if (what == OUTCOME_LOST || what == OUTCOME_NONE)
 		db_rollback(wk->db);
+	if (what == OUTCOME_NONE)
 		what = give_back(wk, c, &err);
-		if (strcmp(what, "lost") != 0 && strcmp(what, "released") != 0)
-			log_warning("chunk %d of job %lld (attempt %d of %d): %s%s", c->chunk_index,
-				    c->parent_id, c->attempts, c->max_attempts, err.msg,
-				    strcmp(what, "failed") == 0 ? "; failed for good" : "; will retry");
-	} else if (strcmp(what, "lost") == 0) {
-		db_rollback(wk->db);
-	}
-	struct worker_stats *st = wk->stats;
-	if (strcmp(what, "completed") == 0) {
-		const json_t *errors = json_object_get(result, "errors");
-		st->completed++;
-		st->items += c->end_offset - c->start_offset;
-		if (json_is_integer(errors) && json_integer_value(errors) > 0)
-			st->record_errors += json_integer_value(errors);
-	} else if (strcmp(what, "failed") == 0) {
-		st->failed++;
-	} else if (strcmp(what, "retry") == 0) {
-		st->retried++;
-	} else if (strcmp(what, "released") == 0) {
-		st->released++;
-		log_info("chunk %d of job %lld handed back", c->chunk_index, c->parent_id);
-	} else {
-		st->lost++;
-	}
-	if (strcmp(what, "released") != 0 && strcmp(what, "lost") != 0)
+	count_outcome(wk, c, what, result, &err);
+	if (what != OUTCOME_RELEASED && what != OUTCOME_LOST)
 		after_chunk(wk, c->parent_id);
 	json_decref(result);
 	if (wk->o->on_chunk)
-		wk->o->on_chunk(wk->o->arg, what, c);
+		wk->o->on_chunk(wk->o->arg, outcome_names[what], c);
 }
 
 static int backlog_empty(struct worker *wk, bool *empty, struct cw_error *err)
